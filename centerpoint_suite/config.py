@@ -1,0 +1,258 @@
+"""Experiments: one flat, typed record per run, loaded from a Python file in configs/ and
+overridable from the command line with ``--set section.field=value``.
+
+A config file defines ``CONFIG = Experiment(...)``. ``--config`` takes a path or the name of a
+file in configs/ (e.g. ``boxes2d_synthetic``). Experiments round-trip through plain dicts, so
+a checkpoint carries the experiment that made it.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import types
+import typing
+from dataclasses import dataclass, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .registry import TASKS
+from .transforms import AugmentConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """root: dataset folder (None: the task's built-in synthetic data, generated once and reused).
+    input_hw: train input size (h, w), multiple of 32. test_input_hw / test_mode: see TestResize."""
+
+    root: str | None = None
+    train_split: str | None = "train"
+    val_split: str | None = "val"
+    input_hw: tuple[int, int] = (512, 512)
+    test_input_hw: tuple[int, int] = (512, 512)
+    test_mode: str = "fixed"
+    normalization: str = "imagenet_rgb"
+    augment: AugmentConfig = AugmentConfig()
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """arch: registered network; head_conv None: the network's default; weights: original
+    CenterNet checkpoint to initialise from; pretrained: ImageNet backbone (needs the weights)."""
+
+    arch: str = "small"
+    head_conv: int | None = None
+    pretrained: bool = False
+    weights: str | None = None
+    channels_last: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 70
+    batch_size: int = 32
+    lr: float = 1.25e-4
+    lr_steps: tuple[int, ...] = (45, 60)
+    lr_gamma: float = 0.1
+    warmup_iters: int = 0
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0
+    amp: bool = False
+    device: str = "auto"
+    seed: int = 0
+    val_every: int = 1
+    time_limit_min: float = 0.0
+
+
+@dataclass(frozen=True)
+class TestConfig:
+    k: int = 100
+    flip_test: bool = False
+    batch_size: int = 8
+    score_threshold: float = 0.3
+
+
+@dataclass(frozen=True)
+class Experiment:
+    task: Any
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    test: TestConfig = TestConfig()
+
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def _configs_package_dir() -> Path:
+    spec = importlib.util.find_spec("centerpoint_suite.configs")
+    if spec is None or not spec.submodule_search_locations:
+        return CONFIG_DIR
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def list_configs() -> list[str]:
+    return sorted(p.stem for p in _configs_package_dir().glob("*.py") if not p.stem.startswith("_"))
+
+
+def load_config(ref: str) -> Experiment:
+    """Load ``CONFIG`` from a file path or a config name in configs/."""
+    path = Path(ref)
+    if not path.suffix and not path.exists():
+        path = _configs_package_dir() / f"{ref}.py"
+    if not path.is_file():
+        raise UserError(f"--config {ref}: no such file; built-in configs: {', '.join(list_configs())}")
+    spec = importlib.util.spec_from_file_location(f"_centerpoint_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # the file is user code: report where it failed
+        raise UserError(f"{path}: error while loading config: {type(e).__name__}: {e}") from None
+    cfg = getattr(module, "CONFIG", None)
+    if not isinstance(cfg, Experiment):
+        raise UserError(f"{path}: must define CONFIG = Experiment(...)")
+    return cfg
+
+
+def default_config(task_name: str, real_data: bool = False) -> Experiment:
+    """The task's built-in experiment: ``configs/<task>_synthetic.py`` for the built-in data,
+    or the task's standard recipe for real data (``Task.real_config``, e.g. boxes2d_coco)."""
+    cls = TASKS.get(task_name)  # clear error for unknown tasks
+    return load_config(getattr(cls, "real_config", task_name + "_synthetic") if real_data else f"{task_name}_synthetic")
+
+
+def _coerce(value: str, typ: Any, key: str) -> Any:
+    origin = typing.get_origin(typ)
+    args = typing.get_args(typ)
+    if origin in (typing.Union, types.UnionType):
+        if value.lower() in ("none", "null") and type(None) in args:
+            return None
+        others = [a for a in args if a is not type(None)]
+        return _coerce(value, others[0], key)
+    try:
+        if typ is bool:
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true/false")
+        if typ in (int, float, str):
+            return typ(value)
+        if origin is tuple:
+            parsed = ast.literal_eval(value) if value.strip()[:1] in "([" else [v for v in value.split(",") if v]
+            if not isinstance(parsed, list | tuple):
+                parsed = [parsed]
+            inner = args[0] if args else str
+            return tuple(_coerce(str(v), inner, key) for v in parsed)
+    except (ValueError, SyntaxError) as e:
+        raise UserError(f"--set {key}={value}: cannot read as {getattr(typ, '__name__', typ)}: {e}") from None
+    return ast.literal_eval(value)
+
+
+def _field_types(obj: Any) -> dict[str, Any]:
+    hints = typing.get_type_hints(type(obj))
+    return {f.name: hints.get(f.name, Any) for f in fields(obj) if f.init}
+
+
+def apply_override(obj: Any, path: list[str], value: str, key: str) -> Any:
+    if not is_dataclass(obj):
+        raise UserError(f"--set {key}: {'.'.join(path)} is not a settable field")
+    types_ = _field_types(obj)
+    name = path[0]
+    if name not in types_:
+        raise UserError(f"--set {key}: unknown field {name!r}; fields: {', '.join(types_)}")
+    if len(path) == 1:
+        typ = types_[name]
+        current = getattr(obj, name)
+        if typ is Any and is_dataclass(current):
+            raise UserError(f"--set {key}: {name} is a section; set one of its fields")
+        if is_dataclass(current):
+            raise UserError(f"--set {key}: {name} is a section; set one of its fields")
+        return replace(obj, **{name: _coerce(value, typ, key)})
+    return replace(obj, **{name: apply_override(getattr(obj, name), path[1:], value, key)})
+
+
+def apply_overrides(cfg: Experiment, items: tuple[str, ...] | list[str]) -> Experiment:
+    """Apply ``section.field=value`` strings (e.g. ``train.batch_size=8``, ``task.max_objects=64``)."""
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--set {item}: expected key=value, e.g. train.batch_size=8")
+        key, value = item.split("=", 1)
+        cfg = apply_override(cfg, key.strip().split("."), value.strip(), key)
+    return cfg
+
+
+def to_dict(obj: Any) -> Any:
+    if is_dataclass(obj):
+        out = {f.name: to_dict(getattr(obj, f.name)) for f in fields(obj)}
+        if hasattr(type(obj), "name") and isinstance(getattr(type(obj), "name", None), str) and obj is not None:
+            if type(obj).name in TASKS:
+                out = {"name": type(obj).name, **out}
+        return out
+    if isinstance(obj, tuple | list):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def _from_dict(cls: Any, data: Any) -> Any:
+    if not is_dataclass(cls) or not isinstance(data, dict):
+        return data
+    hints = typing.get_type_hints(cls)
+    kw = {}
+    for f in fields(cls):
+        if f.name not in data or not f.init:
+            continue
+        typ = hints.get(f.name, Any)
+        val = data[f.name]
+        kw[f.name] = _typed(typ, val)
+    return cls(**kw)
+
+
+def _typed(typ: Any, val: Any) -> Any:
+    if is_dataclass(typ):
+        return _from_dict(typ, val)
+    origin = typing.get_origin(typ)
+    if origin is tuple and isinstance(val, list):
+        args = typing.get_args(typ)
+        inner = args[0] if args else Any
+        return tuple(_typed(inner, v) for v in val)
+    if origin in (typing.Union, types.UnionType):
+        for a in typing.get_args(typ):
+            if a is type(None):
+                continue
+            if typing.get_origin(a) is tuple and isinstance(val, list):
+                return _typed(a, val)
+    return val
+
+
+def task_from_dict(data: dict) -> Any:
+    data = dict(data)
+    cls = TASKS.get(data.pop("name"))
+    return _from_dict(cls, data)
+
+
+def experiment_from_dict(data: dict) -> Experiment:
+    return Experiment(
+        task=task_from_dict(data["task"]),
+        data=_from_dict(DataConfig, data.get("data", {})),
+        model=_from_dict(ModelConfig, data.get("model", {})),
+        train=_from_dict(TrainConfig, data.get("train", {})),
+        test=_from_dict(TestConfig, data.get("test", {})),
+    )
+
+
+__all__ = [
+    "DataConfig",
+    "Experiment",
+    "ModelConfig",
+    "TestConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "default_config",
+    "experiment_from_dict",
+    "list_configs",
+    "load_config",
+    "to_dict",
+]

@@ -1,0 +1,30 @@
+"""Networks: ``build_network(arch, heads)`` and ``list_networks()``.
+
+Each network module registers its builders in ``NETWORKS`` on import; the imports below
+are the complete list (no scanning).
+"""
+
+from __future__ import annotations
+
+from ..registry import NETWORKS
+from . import small  # noqa: F401  (registers "small")
+from .base import CenterNetModel, make_head
+
+__all__ = ["CenterNetModel", "build_network", "list_networks", "make_head"]
+
+
+def build_network(
+    arch: str, heads: dict[str, int], head_conv: int | None = None, pretrained: bool = False
+) -> CenterNetModel:
+    """Build a registered network with the given heads (raw maps out, stride 4).
+
+    head_conv: hidden channels of each head; None takes the network's default
+    (64 for ResNets and ``small``, 256 for DLA-34, as the original model zoo).
+    pretrained: initialise the backbone from ImageNet weights (needs the weights in the
+    torch hub cache or network access; never happens by default).
+    """
+    return NETWORKS.get(arch)(heads, head_conv=head_conv, pretrained=pretrained)
+
+
+def list_networks() -> list[str]:
+    return NETWORKS.names()

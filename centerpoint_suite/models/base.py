@@ -1,0 +1,76 @@
+"""The model shape shared by every network: a body producing stride-4 features, plus heads.
+
+``CenterNetModel.forward(x)`` returns the raw (pre-sigmoid) maps of the last stack,
+``{head name: (N, C, H/4, W/4)}``; ``forward_stacks(x)`` returns one such dict per stack
+(hourglass has 2, every other network 1) for intermediate supervision.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+HEATMAP_BIAS = -2.19  # sigmoid(-2.19) ~= 0.1: the focal-loss prior of CornerNet / CenterNet
+
+
+def make_head(in_channels: int, out_channels: int, head_conv: int, heatmap: bool) -> nn.Sequential:
+    """3x3 conv (head_conv channels) -> ReLU -> 1x1 conv; a single 1x1 conv when head_conv <= 0.
+
+    Heatmap heads start with bias -2.19; regression heads with zero bias.
+    """
+    if head_conv > 0:
+        head = nn.Sequential(
+            nn.Conv2d(in_channels, head_conv, 3, padding=1, bias=True),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(head_conv, out_channels, 1, bias=True),
+        )
+    else:
+        head = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=True))
+    last = head[-1]
+    if heatmap:
+        nn.init.constant_(last.bias, HEATMAP_BIAS)
+    else:
+        for m in head.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, std=0.001)
+                nn.init.zeros_(m.bias)
+    return head
+
+
+def is_heatmap_head(name: str) -> bool:
+    return name in ("heatmap", "joint_heatmap")
+
+
+class CenterNetModel(nn.Module):
+    """body(x) -> list of stride-4 feature maps (one per stack), then the same heads per stack.
+
+    body:         module returning ``list[Tensor]`` of (N, feat_channels, H/4, W/4).
+    heads:        {head name: channels}.
+    head_conv:    hidden channels of each head (<= 0: a single 1x1 conv).
+    num_stacks:   number of feature maps ``body`` returns.
+    """
+
+    def __init__(
+        self, body: nn.Module, feat_channels: int, heads: dict[str, int], head_conv: int, num_stacks: int = 1
+    ) -> None:
+        super().__init__()
+        self.body = body
+        self.head_names = tuple(heads)
+        self.heads_spec = dict(heads)
+        self.num_stacks = num_stacks
+        self.heads = nn.ModuleList(
+            nn.ModuleDict(
+                {name: make_head(feat_channels, ch, head_conv, is_heatmap_head(name)) for name, ch in heads.items()}
+            )
+            for _ in range(num_stacks)
+        )
+
+    def forward_stacks(self, x: Tensor) -> list[dict[str, Tensor]]:
+        feats = self.body(x)
+        return [{name: head(f) for name, head in hs.items()} for f, hs in zip(feats, self.heads)]
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        if self.num_stacks == 1:
+            return self.forward_stacks(x)[0]
+        feats = self.body(x)
+        hs = self.heads[-1]
+        return {name: head(feats[-1]) for name, head in hs.items()}

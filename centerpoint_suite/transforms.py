@@ -1,0 +1,183 @@
+"""Image transforms: the train-time random affine, the test-time affine, normalisation presets
+and colour augmentation.
+
+Workers only warp uint8 images (one ``cv2.warpAffine``, no float copy); the float conversion,
+colour jitter, PCA lighting and normalisation run once per batch as fused torch ops in
+``normalize_batch`` / ``colour_augment_batch``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from .geometry import center_scale_affine, invert_affine
+
+STRIDE = 4
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Per-channel statistics (0..1 scale) in the channel order the network expects.
+
+    order: "rgb" or "bgr" -- the channel order fed to the network (images are read BGR).
+    """
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    order: str = "rgb"
+
+
+NORMALIZATIONS: dict[str, Normalization] = {
+    # ours: ImageNet statistics, RGB order (matches torchvision's ImageNet weights)
+    "imagenet_rgb": Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "rgb"),
+    # original CenterNet COCO models: BGR images with the COCO statistics listed in BGR order
+    "original_coco": Normalization((0.408, 0.447, 0.470), (0.289, 0.274, 0.278), "bgr"),
+    # original CenterNet KITTI models: BGR images normalised with ImageNet RGB statistics (sic)
+    "original_kitti": Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "bgr"),
+}
+
+
+def get_normalization(name: str) -> Normalization:
+    try:
+        return NORMALIZATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown normalization {name!r}; known: {', '.join(NORMALIZATIONS)}") from None
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Train-time geometry and colour augmentation.
+
+    random_crop: CenterNet's crop: window width x [0.6, 1.4), centre anywhere inside the image
+                 at least ``border`` px (shrunk for small images) from the edges.
+    scale/shift: used when random_crop is False: window width x (1 +- scale), centre +- shift x size.
+    flip:        probability of a horizontal mirror (ignored when the task cannot flip).
+    colour:      brightness/contrast/saturation jitter (0.4) and PCA lighting (std 0.1).
+    """
+
+    random_crop: bool = True
+    scale: float = 0.4
+    shift: float = 0.1
+    flip: float = 0.5
+    colour: bool = True
+    border: int = 128
+
+
+def _border(border: int, size: int) -> int:
+    i = 1
+    while size - border // i <= border // i:
+        i *= 2
+    return border // i
+
+
+def sample_train_affine(
+    rng: np.random.Generator, image_hw: tuple[int, int], input_hw: tuple[int, int], aug: AugmentConfig, can_flip: bool
+) -> tuple[np.ndarray, bool]:
+    """Random (2, 3) map original pixels -> input pixels, and whether it mirrors."""
+    h, w = image_hw
+    in_h, in_w = input_hw
+    # keep the input aspect: the window covers the longer image side (scaled to the input width)
+    s = max(h * in_w / in_h, w)
+    c = np.array([w / 2.0, h / 2.0])
+    if aug.random_crop:
+        s *= rng.choice(np.arange(0.6, 1.4, 0.1))
+        bw, bh = _border(aug.border, w), _border(aug.border, h)
+        c = np.array([rng.integers(bw, max(w - bw, bw + 1)), rng.integers(bh, max(h - bh, bh + 1))], float)
+    else:
+        c = c + np.array([w, h]) * rng.uniform(-aug.shift, aug.shift, 2)
+        s *= rng.uniform(1 - aug.scale, 1 + aug.scale)
+    flipped = bool(can_flip and rng.random() < aug.flip)
+    if flipped:
+        c[0] = w - 1 - c[0]
+    return center_scale_affine(c, s, (in_w, in_h), flip_width=w if flipped else None), flipped
+
+
+@dataclass(frozen=True)
+class TestResize:
+    """Test-time input geometry.
+
+    mode "fixed": letterbox the whole image into input_hw (aspect kept, centred), so a batch
+    has one size. mode "keep_res": keep the original resolution, padded up to a multiple of
+    ``pad + 1`` (original ``--keep_res``: (h | 31) + 1), image centred at (w // 2, h // 2).
+    """
+
+    input_hw: tuple[int, int] = (512, 512)
+    mode: str = "fixed"
+    pad: int = 31
+
+
+def test_affine(image_hw: tuple[int, int], resize: TestResize) -> tuple[np.ndarray, tuple[int, int]]:
+    """(2, 3) map original pixels -> input pixels, and the input (h, w)."""
+    h, w = image_hw
+    if resize.mode == "keep_res":
+        in_h, in_w = (h | resize.pad) + 1, (w | resize.pad) + 1
+        c = np.array([w // 2, h // 2], float)
+        return center_scale_affine(c, in_w, (in_w, in_h)), (in_h, in_w)
+    if resize.mode != "fixed":
+        raise ValueError(f"unknown test resize mode {resize.mode!r}; use 'fixed' or 'keep_res'")
+    in_h, in_w = resize.input_hw
+    s = max(h * in_w / in_h, w)
+    return center_scale_affine((w / 2.0, h / 2.0), s, (in_w, in_h)), (in_h, in_w)
+
+
+def warp_image(image: np.ndarray, m: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
+    """uint8 (H, W, 3) -> uint8 (out_h, out_w, 3), bilinear, black outside."""
+    return cv2.warpAffine(image, m, (out_hw[1], out_hw[0]), flags=cv2.INTER_LINEAR)
+
+
+def output_inverse(m_input: np.ndarray) -> np.ndarray:
+    """Inverse of (original -> output cells), given original -> input pixels."""
+    return invert_affine(m_input / STRIDE).astype(np.float32)
+
+
+def normalize_batch(images: Tensor, norm: Normalization) -> Tensor:
+    """uint8 or float 0..255 (B, H, W, 3) BGR -> float32 (B, 3, H, W) normalised in ``norm.order``."""
+    x = images.permute(0, 3, 1, 2).float()
+    if norm.order == "rgb":
+        x = x.flip(1)
+    mean = torch.tensor(norm.mean, device=x.device).view(1, 3, 1, 1) * 255.0
+    inv_std = 1.0 / (torch.tensor(norm.std, device=x.device).view(1, 3, 1, 1) * 255.0)
+    return (x - mean) * inv_std
+
+
+# PCA lighting of ImageNet RGB (AlexNet); eigvecs rows in RGB
+_EIGVAL = (0.2141788, 0.01817699, 0.00629517)
+_EIGVEC = (
+    (-0.58752847, -0.69563484, 0.41340352),
+    (-0.5832747, 0.00994535, -0.81221408),
+    (-0.56089297, 0.71832671, 0.44567518),
+)
+
+
+def colour_augment_batch(images: Tensor, generator: torch.Generator | None = None, strength: float = 0.4) -> Tensor:
+    """Random brightness, contrast, saturation (each x U(1 +- strength), random order per batch)
+    and PCA lighting (std 0.1), per image: uint8 (B, H, W, 3) BGR -> float32 0..255, same shape."""
+    b = images.shape[0]
+    x = images.float() / 255.0
+    dev = x.device
+
+    def factors() -> Tensor:
+        return (1 + strength * (2 * torch.rand(b, 1, 1, 1, generator=generator) - 1)).to(dev)
+
+    gray_w = torch.tensor([0.114, 0.587, 0.299], device=dev)  # BGR luma weights
+    ops = torch.randperm(3, generator=generator).tolist()
+    for op in ops:
+        gray = (x * gray_w).sum(-1, keepdim=True)
+        f = factors()
+        if op == 0:  # brightness
+            x = x * f
+        elif op == 1:  # contrast: blend with the mean grey level
+            x = x * f + gray.mean(dim=(1, 2, 3), keepdim=True) * (1 - f)
+        else:  # saturation: blend with per-pixel grey
+            x = x * f + gray * (1 - f)
+    alpha = (torch.randn(b, 3, generator=generator) * 0.1).to(dev)
+    eigval = torch.tensor(_EIGVAL, device=dev)
+    eigvec = torch.tensor(_EIGVEC, device=dev)
+    rgb_shift = (eigvec @ (alpha * eigval).t()).t()  # (B, 3) RGB
+    x = x + rgb_shift.flip(1).view(b, 1, 1, 3)
+    return x.clamp(0, 1) * 255.0

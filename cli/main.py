@@ -1,0 +1,348 @@
+"""The ``centerpoint`` command: tasks, train, eval, predict, oracle, export, bench, kitti-eval.
+
+Every command knows nothing about a particular task: it builds the task from the registry
+or from a checkpoint and calls the Task protocol.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import click
+
+import centerpoint_suite  # noqa: F401  (registers tasks and networks)
+from centerpoint_suite.errors import UserError
+from centerpoint_suite.registry import NETWORKS, TASKS
+
+log = logging.getLogger("centerpoint")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+
+
+def user_errors(fn):
+    """Turn UserError (bad file, option or data) into a one-line click error, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper
+
+
+def _write_json(data: dict, path: Path | None) -> None:
+    text = json.dumps(data, indent=2, sort_keys=True, default=float)
+    if path is None:
+        click.echo(text)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+        click.echo(f"metrics written to {path}", err=True)
+
+
+def _print_metrics(metrics: dict[str, float]) -> None:
+    for k, v in metrics.items():
+        click.echo(f"  {k:40s} {v:.4f}" if isinstance(v, float) and not math.isnan(v) else f"  {k:40s} {v}", err=True)
+
+
+TASK_CHOICE = click.Choice(TASKS.names())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """CenterNet (Objects as Points) for 2D boxes, monocular 3D boxes and multi-person pose."""
+    _setup_logging(verbose)
+
+
+@main.command("tasks")
+def tasks_cmd() -> None:
+    """List registered tasks (and networks)."""
+    for name in TASKS.names():
+        task = TASKS.get(name)()
+        heads = ", ".join(f"{k}:{v}" for k, v in task.heads().items())
+        doc = (TASKS.get(name).__doc__ or "").strip().splitlines()[0]
+        click.echo(f"{name:10s} {doc}  [heads {heads}]")
+    click.echo(f"networks: {', '.join(NETWORKS.names())}")
+
+
+def _experiment(task_name: str | None, config: str | None, overrides: tuple[str, ...], real_data: bool = False):
+    from centerpoint_suite.config import apply_overrides, default_config, load_config
+
+    if config is None and task_name is None:
+        raise UserError("give --task NAME or --config FILE")
+    exp = load_config(config) if config else default_config(task_name, real_data)
+    if task_name is not None and type(exp.task).name != task_name:
+        raise UserError(f"--config {config} is for task {type(exp.task).name}, not --task {task_name}")
+    return apply_overrides(exp, overrides)
+
+
+def _data_root(exp, data: Path | None) -> Path:
+    from centerpoint_suite.engine import cache_dir
+
+    if data is not None:
+        return data
+    if exp.data.root:
+        return Path(exp.data.root)
+    root = exp.task.default_data(cache_dir())
+    click.echo(f"using the built-in synthetic {type(exp.task).name} data at {root}", err=True)
+    return root
+
+
+@main.command()
+@click.option("--task", "task_name", type=TASK_CHOICE, help="Task to train (its built-in config).")
+@click.option("--config", type=str, help="Experiment file (path or name in configs/).")
+@click.option("--data", type=click.Path(path_type=Path), help="Dataset root; default: built-in synthetic data.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder [runs/<task>].")
+@click.option("--set", "overrides", multiple=True, help="Override a config field: section.field=value.")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 or auto.")
+@click.option("--weights", type=click.Path(path_type=Path), help="Initialise from an original CenterNet checkpoint.")
+@click.option("--arch", default=None, help="Network (see `centerpoint tasks`).")
+@click.option("--pretrained", is_flag=True, help="ImageNet backbone weights (must be in the torch hub cache).")
+@click.option(
+    "--resume", "resume", type=click.Path(path_type=Path), help="Resume from a checkpoint (e.g. OUT/last.pth)."
+)
+@user_errors
+def train(task_name, config, data, out, overrides, device, weights, arch, pretrained, resume) -> None:
+    """Train a task; evaluates on the val split and writes OUT/metrics.json."""
+    from dataclasses import replace
+
+    from centerpoint_suite.trainer import Trainer, with_classes
+
+    exp = _experiment(task_name, config, overrides, real_data=data is not None)
+    model = exp.model
+    if arch:
+        model = replace(model, arch=arch)
+    if weights:
+        model = replace(model, weights=str(weights))
+    if pretrained:
+        model = replace(model, pretrained=True)
+    exp = replace(exp, model=model)
+    if device:
+        exp = replace(exp, train=replace(exp.train, device=device))
+    if exp.model.arch not in NETWORKS:
+        raise UserError(f"--arch {exp.model.arch}: unknown network; known: {', '.join(NETWORKS.names())}")
+    root = _data_root(exp, data)
+    train_src = exp.task.open_dataset(root, exp.data.train_split)
+    val_src = exp.task.open_dataset(root, exp.data.val_split) if exp.data.val_split else None
+    exp = with_classes(exp, train_src.classes)
+    exp = replace(exp, data=replace(exp.data, root=str(root.resolve())))
+    out = out or Path("runs") / type(exp.task).name
+    click.echo(
+        f"training {type(exp.task).name} ({exp.model.arch}) on {root}: {len(train_src)} train images, "
+        f"{len(val_src) if val_src else 0} val images -> {out}",
+        err=True,
+    )
+    trainer = Trainer(exp, train_src, val_src, out)
+    if resume:
+        trainer.resume(resume)
+    t0 = time.perf_counter()
+    metrics = trainer.fit()
+    elapsed = time.perf_counter() - t0
+    summary = {**metrics, "epochs": trainer.epoch, "train_time_s": round(elapsed, 1)}
+    _print_metrics(metrics)
+    _write_json(summary, out / "metrics.json")
+
+
+def _load_for_inference(checkpoint, weights, arch, task_name, device, set_overrides=()):
+    """(experiment, model, device) from our checkpoint, or from an original CenterNet checkpoint."""
+    from dataclasses import replace
+
+    from centerpoint_suite.checkpoint import load_checkpoint
+    from centerpoint_suite.config import apply_overrides
+    from centerpoint_suite.engine import build_model, resolve_device
+
+    if checkpoint is not None:
+        exp, payload = load_checkpoint(checkpoint)
+        exp = apply_overrides(exp, set_overrides)
+        model = build_model(replace(exp, model=replace(exp.model, weights=None, pretrained=False)))
+        model.load_state_dict(payload["model"])
+    elif weights is not None:
+        if not arch or not task_name:
+            raise UserError("--weights needs --arch and --task (e.g. --arch dla34 --task boxes2d)")
+        from centerpoint_suite.zoo import original_experiment
+
+        exp = apply_overrides(original_experiment(arch, task_name, str(weights)), set_overrides)
+        model = build_model(exp)
+    else:
+        raise UserError("give --checkpoint CKPT (ours) or --weights PTH --arch ARCH --task TASK (original)")
+    dev = resolve_device(device or exp.train.device)
+    return exp, model, dev
+
+
+@main.command("eval")
+@click.option("--checkpoint", type=click.Path(path_type=Path), help="Checkpoint written by `centerpoint train`.")
+@click.option("--weights", type=click.Path(path_type=Path), help="Original CenterNet checkpoint (with --arch, --task).")
+@click.option("--arch", default=None)
+@click.option("--task", "task_name", type=TASK_CHOICE, default=None)
+@click.option("--data", type=click.Path(path_type=Path), help="Dataset root [the checkpoint's].")
+@click.option("--split", default=None, help="Split to evaluate [the config's val split].")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write metrics here.")
+@click.option("--out", type=click.Path(path_type=Path), help="Also write result files here.")
+@click.option("--flip-test", is_flag=True, help="Average with the mirrored image.")
+@click.option("--set", "overrides", multiple=True)
+@click.option("--device", default=None)
+@user_errors
+def eval_cmd(checkpoint, weights, arch, task_name, data, split, json_path, out, flip_test, overrides, device) -> None:
+    """Evaluate a checkpoint on a dataset split with the field's own metric."""
+    from dataclasses import replace
+
+    from centerpoint_suite.engine import predictor_from_experiment, test_resize
+
+    exp, model, dev = _load_for_inference(checkpoint, weights, arch, task_name, device, overrides)
+    if flip_test:
+        exp = replace(exp, test=replace(exp.test, flip_test=True))
+    root = data or (Path(exp.data.root) if exp.data.root else None)
+    if root is None:
+        raise UserError("--data DIR is required (the checkpoint records no dataset)")
+    source = exp.task.open_dataset(root, split or exp.data.val_split)
+    predictor = predictor_from_experiment(exp, model, dev)
+    t0 = time.perf_counter()
+    preds = predictor.predict_source(source, test_resize(exp), exp.test.batch_size, exp.data.workers)
+    elapsed = time.perf_counter() - t0
+    metrics = exp.task.evaluate(source, preds, out)
+    click.echo(f"{len(source)} images in {elapsed:.1f}s ({len(source) / max(elapsed, 1e-9):.1f} img/s)", err=True)
+    _print_metrics(metrics)
+    _write_json(metrics, json_path)
+
+
+@main.command()
+@click.option("--task", "task_name", type=TASK_CHOICE, required=True)
+@click.option("--data", type=click.Path(path_type=Path), help="Dataset root [built-in synthetic].")
+@click.option("--split", default=None, help="Split [the only one, or val].")
+@click.option("--config", default=None, help="Experiment whose task / test settings to use.")
+@click.option("--set", "overrides", multiple=True)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write metrics here.")
+@click.option("--out", type=click.Path(path_type=Path), help="Also write result files here.")
+@user_errors
+def oracle(task_name, data, split, config, overrides, json_path, out) -> None:
+    """Encode the ground truth as target maps, decode them as predictions, evaluate.
+
+    The ceiling any network can reach with this encoding: every point lost here is lost by
+    the representation (two centres in one cell, clipped boxes, ...), not by learning.
+    """
+    from centerpoint_suite.engine import run_oracle, test_resize
+    from centerpoint_suite.trainer import with_classes
+
+    exp = _experiment(task_name, config, overrides, real_data=data is not None)
+    root = _data_root(exp, data)
+    source = exp.task.open_dataset(root, split if split is not None else (None if data else exp.data.val_split))
+    exp = with_classes(exp, source.classes)
+    preds = run_oracle(exp.task, source, test_resize(exp), exp.test.k)
+    metrics = exp.task.evaluate(source, preds, out)
+    _print_metrics(metrics)
+    _write_json(metrics, json_path)
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def _expand_inputs(inputs: tuple[Path, ...]) -> list[Path]:
+    files: list[Path] = []
+    for p in inputs:
+        if p.is_dir():
+            files.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise UserError(f"{p}: no such file or folder")
+    if not files:
+        raise UserError("no input images found")
+    return files
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--checkpoint", type=click.Path(path_type=Path))
+@click.option("--weights", type=click.Path(path_type=Path))
+@click.option("--arch", default=None)
+@click.option("--task", "task_name", type=TASK_CHOICE, default=None)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--threshold", type=float, default=None, help="Score threshold for drawing.")
+@click.option("--camera", type=int, default=None, help="Read frames from camera N.")
+@click.option("--max-frames", type=int, default=0, help="Stop a camera/video after N frames (0: all).")
+@click.option("--show", is_flag=True, help="Also show frames in a window (needs a display).")
+@click.option("--calib", type=click.Path(path_type=Path), help="KITTI calib file for mono3d.")
+@click.option("--flip-test", is_flag=True)
+@click.option("--set", "overrides", multiple=True)
+@click.option("--device", default=None)
+@user_errors
+def predict(
+    inputs,
+    checkpoint,
+    weights,
+    arch,
+    task_name,
+    out,
+    threshold,
+    camera,
+    max_frames,
+    show,
+    calib,
+    flip_test,
+    overrides,
+    device,
+) -> None:
+    """Run a model on images, folders, videos or a camera; write annotated files + detections JSON."""
+    from dataclasses import replace
+
+    from centerpoint_suite.demo import run_demo
+    from centerpoint_suite.engine import predictor_from_experiment
+
+    exp, model, dev = _load_for_inference(checkpoint, weights, arch, task_name, device, overrides)
+    if flip_test:
+        exp = replace(exp, test=replace(exp.test, flip_test=True))
+    if not inputs and camera is None:
+        raise UserError("give input images / folders / videos, or --camera N")
+    predictor = predictor_from_experiment(exp, model, dev)
+    run_demo(
+        exp,
+        predictor,
+        list(inputs),
+        out,
+        threshold if threshold is not None else exp.test.score_threshold,
+        camera=camera,
+        max_frames=max_frames,
+        show=show,
+        calib=calib,
+    )
+
+
+@main.command()
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output file (.pt TorchScript or .onnx).")
+@click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), default=None)
+@user_errors
+def export(checkpoint, out, fmt) -> None:
+    """Export the network (raw maps out) to TorchScript (.pt) or ONNX (.onnx)."""
+    from centerpoint_suite.export import export_model
+
+    exp, model, _ = _load_for_inference(checkpoint, None, None, None, "cpu")
+    export_model(exp, model, out, fmt)
+    click.echo(f"exported to {out}", err=True)
+
+
+@main.command()
+@click.option("--task", "task_name", type=TASK_CHOICE, default="boxes2d")
+@click.option("--arch", default="small")
+@click.option("--repeat", type=int, default=10)
+@user_errors
+def bench(task_name, arch, repeat) -> None:
+    """Time targets, decode and forward side by side with their slow baselines (ratios)."""
+    from centerpoint_suite.bench import run_bench
+
+    run_bench(task_name, arch, repeat)
+
+
+if __name__ == "__main__":
+    main()

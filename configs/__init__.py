@@ -1,0 +1,1 @@
+"""Experiment files: one experiment per file, ``CONFIG = Experiment(...)``."""

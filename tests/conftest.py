@@ -1,0 +1,37 @@
+"""Shared test fixtures: the real data in ../shared (skipped cleanly when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared() -> Path:
+    return Path(os.environ.get("CENTERPOINT_SHARED", REPO.parent / "shared")).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    path = _shared()
+    if not (path / "data").is_dir():
+        pytest.skip(f"real sample data not found at {path} (set CENTERPOINT_SHARED)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def kitti_root(shared_dir: Path) -> Path:
+    return shared_dir / "data" / "kitti_object"
+
+
+@pytest.fixture(scope="session")
+def coco_mini(shared_dir: Path) -> Path:
+    return shared_dir / "data" / "coco_mini_val2017"
+
+
+@pytest.fixture(scope="session")
+def reference_dir(shared_dir: Path) -> Path:
+    return shared_dir / "reference"
