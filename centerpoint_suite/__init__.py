@@ -12,7 +12,11 @@ from .registry import NETWORKS, TASKS
 __version__ = "0.1.0"
 
 # explicit registration of the task plugins (no scanning)
-from .tasks import boxes2d  # noqa: E402,F401
+from .tasks import (
+    boxes2d,  # noqa: E402,F401
+    mono3d,  # noqa: E402,F401
+    pose2d,  # noqa: E402,F401
+)
 
 
 def create_task(name: str, **params):

@@ -24,7 +24,7 @@ from .transforms import AugmentConfig
 @dataclass(frozen=True)
 class DataConfig:
     """root: dataset folder (None: the task's built-in synthetic data, generated once and reused).
-    input_hw: train input size (h, w), multiple of 32. test_input_hw / test_mode: see TestResize."""
+    input_hw: train input size (h, w), multiple of 32. test_input_hw / test_mode: see EvalResize."""
 
     root: str | None = None
     train_split: str | None = "train"
@@ -63,7 +63,7 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     val_every: int = 1
-    time_limit_min: float = 0.0
+    time_budget_min: float = 0.0  # > 0: stop after this many minutes; lr steps follow time progress
 
 
 @dataclass(frozen=True)

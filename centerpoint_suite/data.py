@@ -16,10 +16,10 @@ from .task import SampleSource, Task
 from .transforms import (
     STRIDE,
     AugmentConfig,
-    TestResize,
+    EvalResize,
+    eval_affine,
     output_inverse,
     sample_train_affine,
-    test_affine,
     warp_image,
 )
 from .types import BatchMeta, OutputGeometry, Sample
@@ -65,7 +65,7 @@ class TrainDataset(Dataset):
 class EvalDataset(Dataset):
     """Test-time affine (letterbox or keep_res); with ``with_targets`` also the task targets (oracle)."""
 
-    def __init__(self, source: SampleSource, task: Task, resize: TestResize, with_targets: bool = False) -> None:
+    def __init__(self, source: SampleSource, task: Task, resize: EvalResize, with_targets: bool = False) -> None:
         self.source, self.task, self.resize, self.with_targets = source, task, resize, with_targets
 
     def __len__(self) -> int:
@@ -75,8 +75,8 @@ class EvalDataset(Dataset):
         return prepare_eval(self.source[index], self.task, self.resize, self.with_targets)
 
 
-def prepare_eval(sample: Sample, task: Task, resize: TestResize, with_targets: bool = False) -> Item:
-    m, in_hw = test_affine(sample.hw, resize)
+def prepare_eval(sample: Sample, task: Task, resize: EvalResize, with_targets: bool = False) -> Item:
+    m, in_hw = eval_affine(sample.hw, resize)
     image = warp_image(sample.image, m, in_hw)
     targets = None
     if with_targets:

@@ -19,7 +19,7 @@ import torch
 from .config import Experiment
 from .data import collate, prepare_eval
 from .datasets.coco import read_image
-from .engine import Predictor, test_resize
+from .engine import Predictor, eval_resize
 from .errors import UserError
 from .progress import Progress
 from .types import Predictions, Sample
@@ -50,7 +50,7 @@ class FrameRunner:
 
     def __init__(self, exp: Experiment, predictor: Predictor, threshold: float, calib: np.ndarray | None) -> None:
         self.exp, self.predictor, self.threshold, self.calib = exp, predictor, threshold, calib
-        self.resize = test_resize(exp)
+        self.resize = eval_resize(exp)
 
     def __call__(self, frame: np.ndarray, image_id: int | str) -> tuple[Predictions, np.ndarray]:
         empty = np.zeros((0, 4), np.float32)

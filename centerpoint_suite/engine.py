@@ -14,7 +14,7 @@ from .errors import UserError
 from .models import build_network
 from .progress import Progress
 from .task import SampleSource, Task
-from .transforms import Normalization, TestResize, get_normalization, normalize_batch
+from .transforms import EvalResize, Normalization, get_normalization, normalize_batch
 from .types import Predictions
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,8 @@ def build_model(exp: Experiment) -> torch.nn.Module:
     return model
 
 
-def test_resize(exp: Experiment) -> TestResize:
-    return TestResize(tuple(exp.data.test_input_hw), exp.data.test_mode)
+def eval_resize(exp: Experiment) -> EvalResize:
+    return EvalResize(tuple(exp.data.test_input_hw), exp.data.test_mode)
 
 
 class Predictor:
@@ -80,7 +80,7 @@ class Predictor:
         return self.task.decode(self.raw_maps(batch.images), batch.meta, self.k)
 
     def predict_source(
-        self, source: SampleSource, resize: TestResize, batch_size: int, workers: int
+        self, source: SampleSource, resize: EvalResize, batch_size: int, workers: int
     ) -> list[Predictions]:
         loader = make_eval_loader(source, self.task, resize, batch_size, workers)
         out: list[Predictions] = []
@@ -90,7 +90,7 @@ class Predictor:
 
 
 def make_eval_loader(
-    source: SampleSource, task: Task, resize: TestResize, batch_size: int, workers: int, with_targets: bool = False
+    source: SampleSource, task: Task, resize: EvalResize, batch_size: int, workers: int, with_targets: bool = False
 ) -> DataLoader:
     if resize.mode == "keep_res":
         batch_size = 1  # every image has its own padded size
@@ -115,7 +115,7 @@ def predictor_from_experiment(exp: Experiment, model: torch.nn.Module, device: t
     )
 
 
-def run_oracle(task: Task, source: SampleSource, resize: TestResize, k: int, workers: int = 0) -> list[Predictions]:
+def run_oracle(task: Task, source: SampleSource, resize: EvalResize, k: int, workers: int = 0) -> list[Predictions]:
     """Encode the ground truth into target maps and decode them as if predicted."""
     loader = make_eval_loader(source, task, resize, 8, workers, with_targets=True)
     out: list[Predictions] = []

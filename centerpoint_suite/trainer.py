@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Experiment
 from .data import TrainDataset, collate
-from .engine import build_model, predictor_from_experiment, resolve_device, test_resize
+from .engine import build_model, eval_resize, predictor_from_experiment, resolve_device
 from .errors import UserError
 from .progress import Progress
 from .task import SampleSource
@@ -29,10 +29,15 @@ log = logging.getLogger(__name__)
 Hook = Callable[[dict], None]
 
 
-def lr_at(exp: Experiment, epoch: int, it: int) -> float:
-    """Step schedule (x gamma at each epoch in lr_steps) with optional linear warm-up in iterations."""
+def lr_at(exp: Experiment, progress: float, it: int) -> float:
+    """Step schedule: x gamma at each of ``lr_steps`` (epochs, i.e. at progress step/epochs),
+    with optional linear warm-up over the first ``warmup_iters`` iterations.
+
+    progress: fraction of the run done, in epochs (epoch / epochs) or, with a time budget,
+    the larger of that and elapsed / budget.
+    """
     t = exp.train
-    lr = t.lr * t.lr_gamma ** sum(epoch >= s for s in t.lr_steps)
+    lr = t.lr * t.lr_gamma ** sum(progress * t.epochs >= s - 1e-9 for s in t.lr_steps)
     if t.warmup_iters and it < t.warmup_iters:
         lr *= (it + 1) / t.warmup_iters
     return lr
@@ -63,6 +68,9 @@ class Trainer:
         self.epoch = 0
         self.iteration = 0
         self.best = -math.inf
+        self.progress = 0.0
+        self.elapsed_before = 0.0
+        self._start, self._budget = time.perf_counter(), math.inf
         self.history: list[dict] = []
         self.generator = torch.Generator().manual_seed(exp.train.seed)
 
@@ -77,6 +85,7 @@ class Trainer:
             epoch=self.epoch,
             iteration=self.iteration,
             best=self.best,
+            elapsed_s=time.perf_counter() - self._start,
         )
 
     def resume(self, path: Path) -> None:
@@ -89,6 +98,7 @@ class Trainer:
         self.epoch = int(payload["epoch"])
         self.iteration = int(payload["iteration"])
         self.best = float(payload.get("best", -math.inf))
+        self.elapsed_before = float(payload.get("elapsed_s", 0.0))
         log.info("resumed from %s at epoch %d", path, self.epoch)
 
     def _log(self, record: dict) -> None:
@@ -108,7 +118,8 @@ class Trainer:
         workers = exp.data.workers
         start = time.perf_counter()
         metrics: dict[str, float] = {}
-        deadline = exp.train.time_limit_min * 60 if exp.train.time_limit_min > 0 else math.inf
+        budget = exp.train.time_budget_min * 60 if exp.train.time_budget_min > 0 else math.inf
+        self._start, self._budget = start - self.elapsed_before, budget
         while self.epoch < exp.train.epochs:
             ds.set_epoch(self.epoch)
             g = torch.Generator().manual_seed(exp.train.seed * 1000 + self.epoch)
@@ -156,10 +167,13 @@ class Trainer:
                 break
         return metrics
 
+    def time_progress(self) -> float:
+        return (time.perf_counter() - self._start) / self._budget
+
     def step(self, batch) -> dict[str, float]:
         exp = self.exp
         for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(exp, self.epoch, self.iteration)
+            group["lr"] = lr_at(exp, self.progress, self.iteration)
         batch = batch.to(self.device)
         images = batch.images
         if exp.data.augment.colour:
@@ -190,7 +204,7 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         exp = self.exp
         predictor = predictor_from_experiment(exp, self.model, self.device)
-        preds = predictor.predict_source(self.val_source, test_resize(exp), exp.test.batch_size, exp.data.workers)
+        preds = predictor.predict_source(self.val_source, eval_resize(exp), exp.test.batch_size, exp.data.workers)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         return exp.task.evaluate(self.val_source, preds, self.out_dir)

@@ -98,7 +98,7 @@ def sample_train_affine(
 
 
 @dataclass(frozen=True)
-class TestResize:
+class EvalResize:
     """Test-time input geometry.
 
     mode "fixed": letterbox the whole image into input_hw (aspect kept, centred), so a batch
@@ -111,7 +111,7 @@ class TestResize:
     pad: int = 31
 
 
-def test_affine(image_hw: tuple[int, int], resize: TestResize) -> tuple[np.ndarray, tuple[int, int]]:
+def eval_affine(image_hw: tuple[int, int], resize: EvalResize) -> tuple[np.ndarray, tuple[int, int]]:
     """(2, 3) map original pixels -> input pixels, and the input (h, w)."""
     h, w = image_hw
     if resize.mode == "keep_res":

@@ -35,7 +35,10 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as e:
-            raise click.ClickException(str(e)) from None
+            msg = str(e)
+            if "Original Traceback" in msg:  # raised inside a DataLoader worker: keep the user's message
+                msg = msg.strip().splitlines()[-1].split(": ", 1)[-1]
+            raise click.ClickException(msg) from None
 
     return wrapper
 
@@ -197,7 +200,7 @@ def eval_cmd(checkpoint, weights, arch, task_name, data, split, json_path, out, 
     """Evaluate a checkpoint on a dataset split with the field's own metric."""
     from dataclasses import replace
 
-    from centerpoint_suite.engine import predictor_from_experiment, test_resize
+    from centerpoint_suite.engine import eval_resize, predictor_from_experiment
 
     exp, model, dev = _load_for_inference(checkpoint, weights, arch, task_name, device, overrides)
     if flip_test:
@@ -208,7 +211,7 @@ def eval_cmd(checkpoint, weights, arch, task_name, data, split, json_path, out, 
     source = exp.task.open_dataset(root, split or exp.data.val_split)
     predictor = predictor_from_experiment(exp, model, dev)
     t0 = time.perf_counter()
-    preds = predictor.predict_source(source, test_resize(exp), exp.test.batch_size, exp.data.workers)
+    preds = predictor.predict_source(source, eval_resize(exp), exp.test.batch_size, exp.data.workers)
     elapsed = time.perf_counter() - t0
     metrics = exp.task.evaluate(source, preds, out)
     click.echo(f"{len(source)} images in {elapsed:.1f}s ({len(source) / max(elapsed, 1e-9):.1f} img/s)", err=True)
@@ -231,14 +234,14 @@ def oracle(task_name, data, split, config, overrides, json_path, out) -> None:
     The ceiling any network can reach with this encoding: every point lost here is lost by
     the representation (two centres in one cell, clipped boxes, ...), not by learning.
     """
-    from centerpoint_suite.engine import run_oracle, test_resize
+    from centerpoint_suite.engine import eval_resize, run_oracle
     from centerpoint_suite.trainer import with_classes
 
     exp = _experiment(task_name, config, overrides, real_data=data is not None)
     root = _data_root(exp, data)
     source = exp.task.open_dataset(root, split if split is not None else (None if data else exp.data.val_split))
     exp = with_classes(exp, source.classes)
-    preds = run_oracle(exp.task, source, test_resize(exp), exp.test.k)
+    preds = run_oracle(exp.task, source, eval_resize(exp), exp.test.k)
     metrics = exp.task.evaluate(source, preds, out)
     _print_metrics(metrics)
     _write_json(metrics, json_path)

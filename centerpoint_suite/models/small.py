@@ -39,14 +39,20 @@ class _Block(nn.Module):
 class SmallBody(nn.Module):
     """Encoder widths ``widths`` at strides 4, 8, 16, 32; decoder to stride 4 with ``out_channels``."""
 
-    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 192), out_channels: int = 64) -> None:
+    def __init__(
+        self,
+        widths: tuple[int, ...] = (32, 64, 128, 192),
+        blocks: tuple[int, ...] = (1, 2, 2, 2),
+        out_channels: int = 48,
+        stem: int = 16,
+    ) -> None:
         super().__init__()
-        self.stem = nn.Sequential(_conv_bn(3, 24, 2), _conv_bn(24, widths[0], 2))
+        self.stem = nn.Sequential(_conv_bn(3, stem, 2), _conv_bn(stem, widths[0], 2))
         stages = []
         cin = widths[0]
-        for i, w in enumerate(widths):
+        for i, (w, n) in enumerate(zip(widths, blocks)):
             stride = 1 if i == 0 else 2
-            stages.append(nn.Sequential(_Block(cin, w, stride), _Block(w, w, 1)))
+            stages.append(nn.Sequential(_Block(cin, w, stride), *(_Block(w, w, 1) for _ in range(n - 1))))
             cin = w
         self.stages = nn.ModuleList(stages)
         self.lateral = nn.ModuleList(_conv_bn(w, out_channels, k=1) for w in widths)
@@ -71,4 +77,4 @@ def build_small(heads: dict[str, int], head_conv: int | None = None, pretrained:
     if pretrained:
         raise ValueError("--pretrained: the 'small' network has no ImageNet weights; use res18/res34/res50/res101")
     body = SmallBody()
-    return CenterNetModel(body, body.out_channels, heads, 64 if head_conv is None else head_conv)
+    return CenterNetModel(body, body.out_channels, heads, 32 if head_conv is None else head_conv)
