@@ -138,21 +138,25 @@ class Trainer:
             sums: dict[str, float] = {}
             n = 0
             bar = Progress(loader, f"epoch {self.epoch + 1}/{exp.train.epochs}", enabled=not self.quiet)
-            for batch in bar:
+            steps = max(len(loader), 1)
+            out_of_time = False
+            for i, batch in enumerate(bar):
+                self.progress = max((self.epoch + i / steps) / exp.train.epochs, self.time_progress())
                 parts = self.step(batch)
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + v
                 n += 1
                 bar.set_postfix(f"loss {parts['loss']:.3f}")
+                if self.time_progress() >= 1.0:
+                    out_of_time = True
+                    break
             self.epoch += 1
-            record = {
-                "epoch": self.epoch,
-                "iteration": self.iteration,
-                "lr": lr_at(exp, self.epoch - 1, self.iteration),
-            }
+            record = {"epoch": self.epoch, "iteration": self.iteration, "lr": lr_at(exp, self.progress, self.iteration)}
             record.update({f"train/{k}": v / max(n, 1) for k, v in sums.items()})
-            record["time_s"] = round(time.perf_counter() - start, 1)
-            last = self.epoch >= exp.train.epochs or record["time_s"] > deadline
+            record["time_s"] = round(time.perf_counter() - self._start, 1)
+            last = self.epoch >= exp.train.epochs or out_of_time
+            if out_of_time:
+                log.info("time budget reached after %d iterations", self.iteration)
             if self.val_source is not None and (self.epoch % exp.train.val_every == 0 or last):
                 metrics = self.validate()
                 record.update(metrics)
