@@ -344,7 +344,7 @@ def bench(task_name, arch, repeat) -> None:
     """Time targets, decode and forward side by side with their slow baselines (ratios)."""
     from centerpoint_suite.bench import run_bench
 
-    run_bench(task_name, arch, repeat)
+    run_bench(task_name, arch, repeat, echo=click.echo)
 
 
 if __name__ == "__main__":
