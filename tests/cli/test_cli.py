@@ -8,9 +8,10 @@ from pathlib import Path
 
 import cv2
 import pytest
+from click.testing import CliRunner
+
 from centerpoint_suite.cli.main import main
 from centerpoint_suite.datasets.synthetic_shapes import generate_shapes
-from click.testing import CliRunner
 
 TINY = [
     "--set", "train.epochs=1",
@@ -176,3 +177,28 @@ def test_corrupt_image_is_named(shapes, tmp_path):
     victim.write_bytes(b"not an image")
     res = run("oracle", "--task", "boxes2d", "--data", root, "--split", "val", ok=False)
     assert res.exit_code == 1 and victim.name in res.output
+
+
+def test_export_torchscript_matches_model(trained, tmp_path):
+    import torch
+
+    from centerpoint_suite.checkpoint import load_checkpoint
+    from centerpoint_suite.engine import build_model
+
+    out = tmp_path / "m.pt"
+    run("export", "--checkpoint", trained / "last.pth", "--out", out)
+    exp, payload = load_checkpoint(trained / "last.pth")
+    model = build_model(exp).eval()
+    model.load_state_dict(payload["model"])
+    scripted = torch.jit.load(str(out))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        got = scripted(x)
+    for name, tensor in zip(model.head_names, got):
+        assert torch.allclose(tensor, ref[name], atol=1e-5)
+
+
+def test_bench_prints_ratios():
+    out = run("bench", "--repeat", "1", "--arch", "small").output
+    assert "speed-up" in out and "box heatmap targets" in out

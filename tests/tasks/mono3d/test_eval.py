@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-from kitti_twins import twin_2d_iou, twin_3d_iou, twin_bev_iou
 
 from centerpoint_suite.datasets.kitti import KittiObjects, read_label_file, write_label_file
 from centerpoint_suite.errors import UserError
@@ -17,6 +16,7 @@ from centerpoint_suite.tasks.mono3d.eval import (
     get_thresholds,
     kitti_eval_dirs,
 )
+from tests.tasks.mono3d.kitti_twins import twin_2d_iou, twin_3d_iou, twin_bev_iou
 
 
 def make_objects(rows: list[dict], score: bool = False) -> KittiObjects:

@@ -6,14 +6,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kitti_twins import (
-    random_bev,
-    twin_2d_iou,
-    twin_3d_iou,
-    twin_bev_iou,
-    twin_corners,
-    twin_intersection_area,
-)
 
 from centerpoint_suite.datasets.kitti import read_label_file, read_p2
 from centerpoint_suite.tasks.mono3d.rotated_iou import (
@@ -23,6 +15,14 @@ from centerpoint_suite.tasks.mono3d.rotated_iou import (
     box2d_overlap,
     box3d_overlap,
     boxes3d_to_bev,
+)
+from tests.tasks.mono3d.kitti_twins import (
+    random_bev,
+    twin_2d_iou,
+    twin_3d_iou,
+    twin_bev_iou,
+    twin_corners,
+    twin_intersection_area,
 )
 
 # ---------------------------------------------------------------- agreement with the twins
