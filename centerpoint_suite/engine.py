@@ -68,8 +68,7 @@ class Predictor:
     @torch.no_grad()
     def raw_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         x = normalize_batch(images.to(self.device), self.norm)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         if not self.flip_test:
             return self.model(x)
         out = self.model(torch.cat([x, x.flip(-1)]))

@@ -183,8 +183,7 @@ class Trainer:
         if exp.data.augment.colour:
             images = colour_augment_batch(images, self.generator)
         x = normalize_batch(images, self.norm)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         with torch.autocast(self.device.type, enabled=exp.train.amp):
             stacks = self.model.forward_stacks(x)
         losses: dict[str, torch.Tensor] = {}

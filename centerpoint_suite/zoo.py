@@ -137,7 +137,7 @@ def convert_original_state_dict(
             if items:
                 more = f" (+{len(items) - _SHOW} more)" if len(items) > _SHOW else ""
                 parts.append(f"{len(items)} {label}: " + ", ".join(items[:_SHOW]) + more)
-        heads = ", ".join(f"{OUR_HEAD_KEYS.get(h, h)}={c}" for h, c in model.heads_spec.items())
+        heads = ", ".join(f"{h} ({OUR_HEAD_KEYS.get(h, '?')})={c}" for h, c in model.heads_spec.items())
         raise UserError(
             f"{source}: does not match the network ({type(model.body).__name__}, heads {heads}): "
             + "; ".join(parts)
@@ -229,6 +229,9 @@ def load_original_checkpoint(
     arch = ORIGINAL_ARCHS.get(arch, arch)
     heads = _task_heads(task)
     state = read_original_checkpoint(path)
+    if isinstance(task, str):  # a bare task name: class / joint counts follow the checkpoint
+        found = _head_channels(state)
+        heads = {name: found.get(name, ch) for name, ch in heads.items()}
     stacked = arch.startswith("hourglass")
     if head_conv is None:
         head_conv = _infer_head_conv(state, stacked)
@@ -240,3 +243,56 @@ def load_original_checkpoint(
     converted = convert_original_state_dict(state, model, source=str(path))
     model.load_state_dict(converted, strict=True, assign=True)
     return model.eval()
+
+
+def _head_channels(state: Mapping[str, Tensor]) -> dict[str, int]:
+    """{our head name: output channels} read from the last layer of each original head."""
+    out: dict[str, int] = {}
+    for key, value in state.items():
+        m = _HEAD_RE.match(key)
+        if m and key.endswith("weight") and getattr(value, "ndim", 0) == 4 and value.shape[-1] == 1:
+            out[ORIGINAL_HEAD_KEYS[m.group(1)]] = int(value.shape[0])
+    return out
+
+
+# Pre-processing of the original CenterNet per task: normalisation preset, test input, mode.
+ORIGINAL_PRESETS: dict[str, dict[str, Any]] = {
+    "boxes2d": {"normalization": "original_coco", "test_input_hw": (512, 512), "test_mode": "keep_res"},
+    "pose2d": {"normalization": "original_coco", "test_input_hw": (512, 512), "test_mode": "keep_res"},
+    "mono3d": {"normalization": "original_kitti", "test_input_hw": (384, 1280), "test_mode": "fixed"},
+}
+
+
+def original_experiment(arch: str, task_name: str, weights: str | PathLike):
+    """An Experiment that runs an original model-zoo checkpoint as the original code did.
+
+    The task's class list follows the checkpoint (80 channels: the COCO categories), the
+    pre-processing follows ``ORIGINAL_PRESETS`` (BGR input, the original's mean/std, COCO
+    tested at ``--keep_res`` resolution, KITTI at 384x1280).
+    """
+    from dataclasses import replace
+
+    from .config import DataConfig, Experiment, ModelConfig
+    from .datasets.coco import COCO_CLASSES
+    from .registry import TASKS
+
+    arch = ORIGINAL_ARCHS.get(arch, arch)
+    try:
+        task = TASKS.get(task_name)()
+    except KeyError as exc:
+        raise UserError(str(exc.args[0])) from None
+    channels = _head_channels(read_original_checkpoint(weights))
+    n = channels.get("heatmap")
+    if n is not None and n != len(task.classes) and hasattr(task, "with_classes"):
+        names = COCO_CLASSES if n == len(COCO_CLASSES) else tuple(f"class{i}" for i in range(n))
+        task = task.with_classes(names)
+    preset = ORIGINAL_PRESETS.get(task_name, ORIGINAL_PRESETS["boxes2d"])
+    data = replace(DataConfig(), **preset)
+    return Experiment(task=task, data=data, model=ModelConfig(arch=arch, weights=str(weights), channels_last=False))
+
+
+def load_original_weights(model: CenterNetModel, path: str | PathLike) -> CenterNetModel:
+    """Load an original CenterNet checkpoint into an already built network (strict)."""
+    converted = convert_original_state_dict(read_original_checkpoint(path), model, source=str(path))
+    model.load_state_dict(converted, strict=True)
+    return model

@@ -3,6 +3,10 @@
 Layout resolved from a root folder and a split name (first match wins):
 ``ROOT/annotations/<kind>_<split>.json`` with images in ``ROOT/<split>/`` or
 ``ROOT/images/<split>/``; ``kind`` is ``instances`` (boxes) or ``person_keypoints``.
+Fallbacks for other layouts (e.g. mmpose's test data): ROOT may be the annotation json
+itself, or a folder without ``annotations/`` holding one COCO annotation json (a json
+object; result lists are skipped); images are then looked for in ``ROOT/<split>/``,
+``ROOT/images/``, ROOT and its sub-folders (the first holding the first listed image).
 Category ids are mapped to contiguous indices in ascending id order; ``iscrowd``
 annotations become ignore regions; boxes with no area are skipped (counted).
 """
@@ -21,12 +25,64 @@ from centerpoint_suite.types import Sample
 
 log = logging.getLogger(__name__)
 
+# The 80 COCO detection categories in ascending category-id order (the channel order of the
+# original CenterNet COCO models).
+COCO_CLASSES = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
+    "hair drier", "toothbrush",
+)  # fmt: skip
+
+
+def is_annotation_json(path: Path) -> bool:
+    """Cheap test that a .json file is a COCO annotation file (an object), not a results list."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError:
+        return False
+    return head[:1] == b"{"
+
+
+def _find_root_annotation(root: Path, kind: str, split: str | None) -> tuple[Path, str]:
+    """Fallback when ROOT has no annotations/ folder: a COCO annotation json directly in ROOT."""
+    found = sorted(p for p in root.glob("*.json") if is_annotation_json(p))
+    if not found:
+        raise DataError(
+            f"{root}: no annotations/ folder (expected annotations/{kind}_<split>.json) "
+            "and no COCO annotation json in the folder"
+        )
+    names = ", ".join(p.name for p in found)
+    if split is not None:
+        named = [p for p in found if p.stem in (split, f"{kind}_{split}")]
+        if not named:
+            raise DataError(
+                f"{root}: no annotation json for split {split!r} (present: {names}); "
+                "pass the json file itself as the dataset root"
+            )
+        return named[0], split
+    if len(found) == 1:
+        return found[0], found[0].stem
+    of_kind = [p for p in found if p.stem.startswith(kind)]
+    if len(of_kind) == 1:
+        return of_kind[0], of_kind[0].stem
+    raise UserError(f"{root}: several annotation files ({names}); choose one with --split or pass the json file")
+
 
 def find_annotation(root: Path, kind: str, split: str | None) -> tuple[Path, str]:
-    """Locate ``annotations/<kind>_<split>.json``; with ``split=None`` take the only (or a val) one."""
+    """Locate ``annotations/<kind>_<split>.json``; with ``split=None`` take the only (or a val) one.
+
+    Without an ``annotations/`` folder, a COCO annotation json lying in ROOT is used.
+    """
     ann_dir = root / "annotations"
     if not ann_dir.is_dir():
-        raise DataError(f"{root}: no annotations/ folder (expected annotations/{kind}_<split>.json)")
+        return _find_root_annotation(root, kind, split)
     if split is not None:
         path = ann_dir / f"{kind}_{split}.json"
         if not path.is_file():
@@ -82,10 +138,14 @@ class CocoSource:
         kind: str = "instances",
         category_names: tuple[str, ...] | None = None,
     ) -> None:
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise DataError(f"{self.root}: dataset folder not found")
-        self.ann_file, self.split = find_annotation(self.root, kind, split)
+        root = Path(root)
+        if root.suffix.lower() == ".json" and root.is_file():  # the annotation file itself
+            self.root, self.ann_file, self.split = root.parent, root, root.stem
+        else:
+            self.root = root
+            if not self.root.is_dir():
+                raise DataError(f"{self.root}: dataset folder not found")
+            self.ann_file, self.split = find_annotation(self.root, kind, split)
         data = load_json(self.ann_file)
         self.data = data
         cats = sorted(data.get("categories", []), key=lambda c: c["id"])
@@ -101,10 +161,10 @@ class CocoSource:
         self.classes = tuple(str(c["name"]) for c in cats)
         self.categories = cats
         cat_index = {cid: i for i, cid in enumerate(self.cat_ids)}
-        self.image_dir = self._image_dir()
         images = data["images"]
         if not images:
             raise UserError(f"{self.ann_file}: empty dataset (no images)")
+        self.image_dir = self._image_dir(str(images[0].get("file_name", "")))
         self.images = sorted(images, key=lambda im: im["id"])
         missing = [im["file_name"] for im in self.images if not (self.image_dir / im["file_name"]).is_file()]
         if missing:
@@ -138,11 +198,18 @@ class CocoSource:
             if c.get("keypoints"):
                 self.num_joints = len(c["keypoints"])
 
-    def _image_dir(self) -> Path:
+    def _image_dir(self, first_image: str) -> Path:
         for cand in (self.root / self.split, self.root / "images" / self.split, self.root / "images"):
             if cand.is_dir():
                 return cand
-        raise DataError(f"{self.root}: image folder for split {self.split!r} not found (tried {self.split}/)")
+        if first_image:  # other layouts: ROOT or the sub-folder holding the first listed image
+            for cand in [self.root, *sorted(p for p in self.root.iterdir() if p.is_dir())]:
+                if (cand / first_image).is_file():
+                    return cand
+        raise DataError(
+            f"{self.root}: image folder for split {self.split!r} not found "
+            f"(tried {self.split}/, images/ and the sub-folders holding {first_image or 'the images'})"
+        )
 
     def __len__(self) -> int:
         return len(self.images)
