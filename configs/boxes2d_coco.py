@@ -1,9 +1,8 @@
 """COCO 2017 boxes with ResNet-18 + deconvolution neck, as the original's ctdet_coco_resdcn18
 recipe without DCN (512x512, batch 114 on 5 GPUs there; scale lr with batch size)."""
 
-from centerpoint_suite.tasks.boxes2d import Boxes2D
-
 from centerpoint_suite.config import DataConfig, Experiment, ModelConfig, TestConfig, TrainConfig
+from centerpoint_suite.tasks.boxes2d import Boxes2D
 
 CONFIG = Experiment(
     task=Boxes2D(max_objects=128),

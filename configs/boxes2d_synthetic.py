@@ -5,9 +5,8 @@ Trains for a fixed wall-clock budget (12 minutes, at most 40 epochs) so that
 its speed that day; the learning rate drops at 75% and 90% of the run.
 """
 
-from centerpoint_suite.tasks.boxes2d import Boxes2D
-
 from centerpoint_suite.config import DataConfig, Experiment, ModelConfig, TestConfig, TrainConfig
+from centerpoint_suite.tasks.boxes2d import Boxes2D
 from centerpoint_suite.transforms import AugmentConfig
 
 CONFIG = Experiment(

@@ -7,9 +7,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from pycocotools.coco import COCO
+
 from centerpoint_suite.datasets.coco import CocoSource
 from centerpoint_suite.datasets.synthetic_people import JOINTS, SKELETON, generate_people
-from pycocotools.coco import COCO
 
 SMALL = {"num_train": 12, "num_val": 3, "image_size": (128, 112)}
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from pycocotools.coco import COCO
+
 from centerpoint_suite.datasets.coco import CocoSource
 from centerpoint_suite.datasets.synthetic_common import is_complete
 from centerpoint_suite.datasets.synthetic_shapes import CLASSES, generate_shapes, shape_polygon
-from pycocotools.coco import COCO
-
 from centerpoint_suite.errors import UserError
 
 SMALL = {"num_train": 6, "num_val": 3, "image_size": (96, 128)}

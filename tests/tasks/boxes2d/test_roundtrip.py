@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from centerpoint_suite.tasks.boxes2d import Boxes2D
 
 from centerpoint_suite.data import collate, prepare_eval
 from centerpoint_suite.engine import run_oracle
+from centerpoint_suite.tasks.boxes2d import Boxes2D
 from centerpoint_suite.transforms import EvalResize
 from centerpoint_suite.types import Sample
 
