@@ -82,9 +82,10 @@ def run_video(
     fps = cap.get(cv2.CAP_PROP_FPS) or fps_default
     if not np.isfinite(fps) or fps <= 0:
         fps = fps_default
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    if max_frames and total:
-        total = min(total, max_frames)
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    total = total if total > 0 else None  # cameras and streams report 0 or -1
+    if max_frames:
+        total = min(total, max_frames) if total else max_frames
     writer = None
     records = []
 
@@ -100,22 +101,26 @@ def run_video(
     start = time.perf_counter()
     n = 0
     bar = Progress(frames(), f"video {name}", total=total)
-    for n, frame in enumerate(bar, 1):
-        pred, drawn = runner(frame, n - 1)
-        if writer is None:
-            h, w = drawn.shape[:2]
-            writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-            if not writer.isOpened():
-                raise UserError(f"{out_path}: cannot open a video writer (mp4v)")
-        writer.write(drawn)
-        records.append({"frame": n - 1, "detections": detections_to_json(pred, runner.exp.task.classes)})
-        bar.set_postfix(f"{n / max(time.perf_counter() - start, 1e-9):.1f} fps")
-        if show and _can_show():
-            cv2.imshow("centerpoint", drawn)
-            if cv2.waitKey(1) & 0xFF in (27, ord("q")):
-                break
-    if writer is not None:
-        writer.release()
+    try:
+        for n, frame in enumerate(bar, 1):
+            pred, drawn = runner(frame, n - 1)
+            if writer is None:
+                h, w = drawn.shape[:2]
+                writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                if not writer.isOpened():
+                    raise UserError(f"{out_path}: cannot open a video writer (mp4v)")
+            writer.write(drawn)
+            records.append({"frame": n - 1, "detections": detections_to_json(pred, runner.exp.task.classes)})
+            bar.set_postfix(f"{n / max(time.perf_counter() - start, 1e-9):.1f} fps")
+            if show and _can_show():
+                cv2.imshow("centerpoint", drawn)
+                if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                    break
+    except KeyboardInterrupt:  # Ctrl-C ends a camera run: keep what was recorded
+        log.info("%s: interrupted after %d frames", name, n)
+    finally:
+        if writer is not None:
+            writer.release()  # finalise the MP4 even on errors / interruption
     elapsed = time.perf_counter() - start
     log.info("%s: %d frames in %.1fs (%.2f fps) -> %s", name, n, elapsed, n / max(elapsed, 1e-9), out_path)
     return records

@@ -2,9 +2,8 @@
 (512x512, 320 epochs, lr x0.1 at 270 and 300; batch 128 / lr 5e-4 there, scaled here to
 batch 32), flip test, 32 people per image."""
 
-from centerpoint_suite.tasks.pose2d import Pose2D
-
 from centerpoint_suite.config import DataConfig, Experiment, ModelConfig, TestConfig, TrainConfig
+from centerpoint_suite.tasks.pose2d import Pose2D
 
 CONFIG = Experiment(
     task=Pose2D(max_objects=32),

@@ -1,0 +1,95 @@
+"""pose2d targets: person centres (heatmap, size, offset) plus the joint targets.
+
+Per kept person (slot m, centre cell ``c``) and joint j with v > 0 whose mapped position
+``p`` (output cells) lies inside the map:
+
+- ``joint_offsets[m, 2j:2j+2] = p - c`` (the joint relative to the integer centre cell);
+- a gaussian of the person's radius (the box's radius, as the original) at ``floor(p)`` in
+  ``joint_heatmap[j]``;
+- slot ``m * J + j`` of the joint list: ``joint_indices`` (flat cell of ``floor(p)``),
+  ``joint_mask`` and ``joint_offset = p - floor(p)`` (sub-cell offset).
+
+Persons with no labelled joint keep their centre (heatmap, size, offset) and get no joint
+target; crowd regions only mark ``heatmap_ignore`` (see ``center_targets``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from centerpoint_suite.centers import center_targets
+from centerpoint_suite.errors import DataError
+from centerpoint_suite.geometry import apply_affine
+from centerpoint_suite.heatmap import integer_radius, splat_gaussians
+from centerpoint_suite.types import OutputGeometry, Sample
+
+
+def flip_permutation(num_joints: int, pairs: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """(J,) int64 joint index permutation that swaps every left/right pair."""
+    perm = np.arange(num_joints)
+    for a, b in pairs:
+        perm[a], perm[b] = b, a
+    return perm
+
+
+def build_pose_targets(
+    sample: Sample,
+    geometry: OutputGeometry,
+    num_joints: int,
+    max_objects: int,
+    flip_pairs: tuple[tuple[int, int], ...] | None,
+    radius_formula: str = "cornernet",
+    min_overlap: float = 0.7,
+) -> dict[str, np.ndarray]:
+    """Targets of one sample, M = ``max_objects``, J = ``num_joints``, maps (H, W) in output cells.
+
+    Returns the ``center_targets`` entries (heatmap (1, H, W), heatmap_ignore, indices (M,),
+    mask (M,), size (M, 2), offset (M, 2)) and
+    joint_offsets (M, 2J) f32, joint_offsets_mask (M, 2J) u8, joint_heatmap (J, H, W) f32,
+    joint_indices (M*J,) i64, joint_mask (M*J,) u8, joint_offset (M*J, 2) f32.
+    When ``geometry.flipped`` the joints are swapped along ``flip_pairs`` after mapping, so
+    the mirrored person's left wrist is again joint "left_wrist".
+    """
+    ct = center_targets(sample, geometry, 1, max_objects, radius_formula, min_overlap)
+    out_h, out_w = geometry.output_hw
+    J, M = num_joints, max_objects
+    joint_offsets = np.zeros((M, J, 2), np.float32)
+    joint_offsets_mask = np.zeros((M, J, 2), np.uint8)
+    joint_heatmap = np.zeros((J, out_h, out_w), np.float32)
+    joint_indices = np.zeros((M, J), np.int64)
+    joint_mask = np.zeros((M, J), np.uint8)
+    joint_offset = np.zeros((M, J, 2), np.float32)
+    n = len(ct.kept)
+    if n and sample.keypoints is not None:
+        kps = np.asarray(sample.keypoints, np.float32)[ct.kept]  # (n, J, 3) original pixels
+        if kps.shape[1] != J:
+            raise DataError(f"{sample.path or sample.image_id}: {kps.shape[1]} joints per person, the task expects {J}")
+        pts = apply_affine(geometry.trans_output, kps[..., :2].astype(np.float64)).astype(np.float32)
+        vis = kps[..., 2] > 0
+        if geometry.flipped and flip_pairs:
+            perm = flip_permutation(J, flip_pairs)
+            pts, vis = pts[:, perm], vis[:, perm]
+        inside = vis & (pts[..., 0] >= 0) & (pts[..., 0] < out_w) & (pts[..., 1] >= 0) & (pts[..., 1] < out_h)
+        flat = ct.targets["indices"][:n]  # the integer centre cell placed by center_targets
+        cell_ct = np.stack([flat % out_w, flat // out_w], 1)
+        rel = pts - cell_ct[:, None, :].astype(np.float32)
+        joint_offsets[:n] = np.where(inside[..., None], rel, 0)
+        joint_offsets_mask[:n] = inside[..., None]
+        pt_int = np.where(inside[..., None], pts, 0).astype(np.int32)  # inside => non-negative: floor
+        joint_indices[:n] = np.where(inside, pt_int[..., 1].astype(np.int64) * out_w + pt_int[..., 0], 0)
+        joint_mask[:n] = inside
+        joint_offset[:n] = np.where(inside[..., None], pts - pt_int, 0)
+        wh = ct.boxes[:, 2:] - ct.boxes[:, :2]
+        radii = integer_radius(np.ceil(wh[:, 1]), np.ceil(wh[:, 0]), min_overlap, radius_formula)  # (n,)
+        person, joint = np.nonzero(inside)
+        splat_gaussians(joint_heatmap, joint.astype(np.int64), pt_int[person, joint], radii[person])
+    targets = dict(ct.targets)
+    targets.update(
+        joint_offsets=joint_offsets.reshape(M, 2 * J),
+        joint_offsets_mask=joint_offsets_mask.reshape(M, 2 * J),
+        joint_heatmap=joint_heatmap,
+        joint_indices=joint_indices.reshape(M * J),
+        joint_mask=joint_mask.reshape(M * J),
+        joint_offset=joint_offset.reshape(M * J, 2),
+    )
+    return targets
