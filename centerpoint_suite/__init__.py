@@ -28,12 +28,7 @@ def list_tasks() -> list[str]:
     return TASKS.names()
 
 
-def load_original_checkpoint(path, arch: str, task):
-    """Original CenterNet checkpoint -> our network in eval mode (see ``centerpoint_suite.zoo``)."""
-    from .zoo import load_original_checkpoint as _load
-
-    return _load(path, arch, task)
-
+from .zoo import load_original_checkpoint  # noqa: E402
 
 __all__ = [
     "NETWORKS",

@@ -347,5 +347,34 @@ def bench(task_name, arch, repeat) -> None:
     run_bench(task_name, arch, repeat, echo=click.echo)
 
 
+@main.command("kitti-eval")
+@click.option("--gt", "gt_dir", type=click.Path(path_type=Path), required=True, help="KITTI label_2 folder.")
+@click.option(
+    "--results", "result_dir", type=click.Path(path_type=Path), required=True, help="Folder of <id>.txt results."
+)
+@click.option("--split-file", type=click.Path(path_type=Path), help="Score only the frame ids listed here.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write metrics here.")
+@user_errors
+def kitti_eval(gt_dir, result_dir, split_file, json_path) -> None:
+    """Score KITTI result files (label format + score) against KITTI labels: bbox / aos / bev / 3d AP,
+    R11 and R40, both IoU sets (keys like Car/3d/moderate/R40@0.7, percent)."""
+    from centerpoint_suite.tasks.mono3d.eval import format_kitti_metrics, kitti_eval_dirs
+
+    ids = None
+    if split_file is not None:
+        if not split_file.is_file():
+            raise UserError(f"--split-file {split_file}: no such file")
+        ids = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
+        present = [i for i in ids if (gt_dir / f"{i}.txt").is_file()]
+        if len(present) < len(ids):
+            log.warning(
+                "--split-file: %d of %d ids have no label file in %s", len(ids) - len(present), len(ids), gt_dir
+            )
+        ids = present
+    metrics = kitti_eval_dirs(gt_dir, result_dir, ids=ids)
+    click.echo(format_kitti_metrics(metrics), err=True)
+    _write_json(metrics, json_path)
+
+
 if __name__ == "__main__":
     main()

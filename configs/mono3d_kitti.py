@@ -8,9 +8,8 @@ right (the original instead dropped depth and size from the loss on augmented im
 horizontal flips (alpha -> pi - alpha). Set ``--set task.depth_focal=none`` for raw depth.
 """
 
-from centerpoint_suite.tasks.mono3d import Mono3D
-
 from centerpoint_suite.config import DataConfig, Experiment, ModelConfig, TestConfig, TrainConfig
+from centerpoint_suite.tasks.mono3d import Mono3D
 from centerpoint_suite.transforms import AugmentConfig
 
 CONFIG = Experiment(
