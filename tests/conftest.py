@@ -35,3 +35,15 @@ def coco_mini(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def reference_dir(shared_dir: Path) -> Path:
     return shared_dir / "reference"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Tests never read or write the user's dataset cache."""
+    old = os.environ.get("CENTERPOINT_CACHE")
+    os.environ["CENTERPOINT_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("CENTERPOINT_CACHE", None)
+    else:
+        os.environ["CENTERPOINT_CACHE"] = old
