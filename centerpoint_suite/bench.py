@@ -75,8 +75,8 @@ def baseline_preprocess(image: np.ndarray, m: np.ndarray, hw: tuple[int, int]) -
     return torch.from_numpy(x.transpose(2, 0, 1).copy())[None]
 
 
+@torch.no_grad()
 def run_bench(task: str = "boxes2d", arch: str = "small", repeat: int = 10, echo: Callable[[str], None] = print):
-    torch.set_grad_enabled(False)
     echo(
         f"machine: {platform.machine()} {platform.processor() or ''} | torch {torch.__version__} | "
         f"threads {torch.get_num_threads()} | medians of {repeat}"

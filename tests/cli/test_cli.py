@@ -200,5 +200,8 @@ def test_export_torchscript_matches_model(trained, tmp_path):
 
 
 def test_bench_prints_ratios():
+    import torch
+
     out = run("bench", "--repeat", "1", "--arch", "small").output
     assert "speed-up" in out and "box heatmap targets" in out
+    assert torch.is_grad_enabled()  # the bench must not leave autograd switched off
