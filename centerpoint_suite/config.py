@@ -164,13 +164,9 @@ def apply_override(obj: Any, path: list[str], value: str, key: str) -> Any:
     if name not in types_:
         raise UserError(f"--set {key}: unknown field {name!r}; fields: {', '.join(types_)}")
     if len(path) == 1:
-        typ = types_[name]
-        current = getattr(obj, name)
-        if typ is Any and is_dataclass(current):
+        if is_dataclass(getattr(obj, name)):
             raise UserError(f"--set {key}: {name} is a section; set one of its fields")
-        if is_dataclass(current):
-            raise UserError(f"--set {key}: {name} is a section; set one of its fields")
-        return replace(obj, **{name: _coerce(value, typ, key)})
+        return replace(obj, **{name: _coerce(value, types_[name], key)})
     return replace(obj, **{name: apply_override(getattr(obj, name), path[1:], value, key)})
 
 
@@ -187,9 +183,9 @@ def apply_overrides(cfg: Experiment, items: tuple[str, ...] | list[str]) -> Expe
 def to_dict(obj: Any) -> Any:
     if is_dataclass(obj):
         out = {f.name: to_dict(getattr(obj, f.name)) for f in fields(obj)}
-        if hasattr(type(obj), "name") and isinstance(getattr(type(obj), "name", None), str) and obj is not None:
-            if type(obj).name in TASKS:
-                out = {"name": type(obj).name, **out}
+        name = getattr(type(obj), "name", None)
+        if isinstance(name, str) and name in TASKS:  # a task: record which one, for task_from_dict
+            out = {"name": name, **out}
         return out
     if isinstance(obj, tuple | list):
         return [to_dict(v) for v in obj]

@@ -247,23 +247,6 @@ def oracle(task_name, data, split, config, overrides, json_path, out) -> None:
     _write_json(metrics, json_path)
 
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-
-
-def _expand_inputs(inputs: tuple[Path, ...]) -> list[Path]:
-    files: list[Path] = []
-    for p in inputs:
-        if p.is_dir():
-            files.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise UserError(f"{p}: no such file or folder")
-    if not files:
-        raise UserError("no input images found")
-    return files
-
-
 @main.command()
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--checkpoint", type=click.Path(path_type=Path))
