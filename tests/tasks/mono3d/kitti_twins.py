@@ -33,7 +33,9 @@ def twin_intersection_area(pa: np.ndarray, pb: np.ndarray) -> float:
         for j in range(4):
             q, s = pb[j], pb[(j + 1) % 4] - pb[j]
             den = r[0] * s[1] - r[1] * s[0]
-            if abs(den) < 1e-15:
+            # (nearly) parallel edges: their "crossing" is ill-conditioned and, for collinear
+            # overlapping edges, lands anywhere; the hull's vertices then come from the corners
+            if abs(den) <= 1e-9 * np.hypot(*r) * np.hypot(*s):
                 continue
             t = ((q[0] - p[0]) * s[1] - (q[1] - p[1]) * s[0]) / den
             u = ((q[0] - p[0]) * r[1] - (q[1] - p[1]) * r[0]) / den

@@ -189,3 +189,12 @@ def test_3d_iou_symmetric_and_bounded(a, b, ya, yb, ha, hb) -> None:
     assert 0.0 <= ab <= 1.0 + 1e-9
     assert ab == pytest.approx(box3d_overlap(box_b, box_a)[0, 0], abs=1e-9)
     assert ab == pytest.approx(twin_3d_iou(box_a[0], box_b[0]), abs=1e-7)
+
+
+def test_nested_boxes_with_collinear_edges() -> None:
+    """Same centre, width and yaw, lengths 5 and 1: the small box lies inside, sharing its long edges
+    (hypothesis found the twin's parallel-edge tolerance wrong here: 0.215 instead of 0.2)."""
+    a = np.array([[2.0, 0.0, 0.0, 1.0, 2.0, 5.0, 4.0]])
+    b = np.array([[2.0, 0.0, 0.0, 1.0, 2.0, 1.0, 4.0]])
+    assert box3d_overlap(a, b)[0, 0] == pytest.approx(0.2, abs=1e-9)
+    assert twin_3d_iou(a[0], b[0]) == pytest.approx(0.2, abs=1e-9)
