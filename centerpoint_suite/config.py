@@ -40,17 +40,26 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     """arch: registered network; head_conv None: the network's default; weights: original
-    CenterNet checkpoint to initialise from; pretrained: ImageNet backbone (needs the weights)."""
+    CenterNet checkpoint to initialise from; pretrained: ImageNet backbone (needs the weights).
+    frozen_bn: batch-norm layers use their running statistics in training too and never update
+    them (small per-process batches; a multi-process run then equals the 1-process run).
+    sync_bn: batch-norm statistics over all processes of a distributed GPU run (SyncBatchNorm)."""
 
     arch: str = "small"
     head_conv: int | None = None
     pretrained: bool = False
     weights: str | None = None
     channels_last: bool = True
+    frozen_bn: bool = False
+    sync_bn: bool = False
 
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """batch_size: the global batch, split over the processes of a distributed run.
+    checkpoint_every: also write ``last.pth`` every this many iterations (0: at epoch ends only).
+    log_every: iterations between TensorBoard loss points (when tensorboard is installed)."""
+
     epochs: int = 70
     batch_size: int = 32
     lr: float = 1.25e-4
@@ -64,6 +73,9 @@ class TrainConfig:
     seed: int = 0
     val_every: int = 1
     time_budget_min: float = 0.0  # > 0: stop after this many minutes; lr steps follow time progress
+    checkpoint_every: int = 1000
+    log_every: int = 20
+    tensorboard: bool = True
 
 
 @dataclass(frozen=True)
@@ -229,6 +241,31 @@ def task_from_dict(data: dict) -> Any:
     return _from_dict(cls, data)
 
 
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys of an experiment (``train.lr``, ``task.classes`` ...) -> plain values."""
+    data = to_dict(obj) if is_dataclass(obj) else obj
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def experiment_differences(old: Experiment, new: Experiment, ignore: tuple[str, ...] = ()) -> list[str]:
+    """``key: old -> new`` for every field that differs, except keys under a prefix in ``ignore``."""
+    a, b = flatten(old), flatten(new)
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        if any(key == p or key.startswith(p + ".") for p in ignore):
+            continue
+        if a.get(key) != b.get(key):
+            diffs.append(f"{key}: {a.get(key)!r} -> {b.get(key)!r}")
+    return diffs
+
+
 def experiment_from_dict(data: dict) -> Experiment:
     return Experiment(
         task=task_from_dict(data["task"]),
@@ -247,6 +284,7 @@ __all__ = [
     "TrainConfig",
     "apply_overrides",
     "default_config",
+    "experiment_differences",
     "experiment_from_dict",
     "list_configs",
     "load_config",

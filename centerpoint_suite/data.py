@@ -1,7 +1,9 @@
 """From a SampleSource to batches: augmentation + targets in DataLoader workers, collation.
 
-Per-sample randomness comes from ``numpy.random.default_rng((seed, epoch, index))``, so a
-run is reproducible whatever the number of workers and each worker draws different numbers.
+Per-sample randomness (affine, flip, colour) comes from ``numpy.random.default_rng((seed,
+epoch, index))``: a run is reproducible whatever the number of workers or processes, and
+resumes exactly in the middle of an epoch. Training items are fetched by key (epoch, index)
+(see ``sampling.GlobalBatchSampler``), so persistent workers need no notice of the epoch.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .transforms import (
     EvalResize,
     eval_affine,
     output_inverse,
+    sample_colour_params,
     sample_train_affine,
     warp_image,
 )
@@ -33,33 +36,33 @@ class Item:
     image_id: int | str
     image_hw: tuple[int, int]
     calib: np.ndarray | None
+    colour: np.ndarray | None = None  # (9,) colour augmentation parameters (training only)
 
 
 class TrainDataset(Dataset):
-    """Random affine + flip, warp, task targets. Colour augmentation happens per batch."""
+    """Random affine + flip, warp, task targets and colour parameters; indexed by (epoch, index).
+    The colour augmentation itself runs per batch in torch (``colour_augment_batch``)."""
 
     def __init__(
         self, source: SampleSource, task: Task, input_hw: tuple[int, int], aug: AugmentConfig, seed: int = 0
     ) -> None:
         self.source, self.task, self.input_hw, self.aug, self.seed = source, task, tuple(input_hw), aug, seed
-        self.epoch = 0
         self.can_flip = task.flip_pairs() is not None
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int) -> Item:
+    def __getitem__(self, key: tuple[int, int]) -> Item:
+        epoch, index = key
         sample = self.source[index]
-        rng = np.random.default_rng((self.seed, self.epoch, index))
+        rng = np.random.default_rng((self.seed, epoch, index))
         m, flipped = sample_train_affine(rng, sample.hw, self.input_hw, self.aug, self.can_flip)
+        colour = sample_colour_params(rng) if self.aug.colour else None
         image = warp_image(sample.image, m, self.input_hw)
         out_hw = (self.input_hw[0] // STRIDE, self.input_hw[1] // STRIDE)
         geometry = OutputGeometry((m / STRIDE).astype(np.float32), out_hw, flipped)
         targets = self.task.build_targets(sample, geometry)
-        return Item(image, targets, output_inverse(m), sample.image_id, sample.hw, sample.calib)
+        return Item(image, targets, output_inverse(m), sample.image_id, sample.hw, sample.calib, colour)
 
 
 class EvalDataset(Dataset):
@@ -90,10 +93,11 @@ class Batch:
     images: torch.Tensor  # uint8 (B, H, W, 3) BGR
     targets: dict[str, torch.Tensor] | None
     meta: BatchMeta
+    colour: torch.Tensor | None = None  # (B, 9) colour augmentation parameters, training only
 
     def to(self, device: torch.device) -> Batch:
         t = None if self.targets is None else {k: v.to(device, non_blocking=True) for k, v in self.targets.items()}
-        return Batch(self.images.to(device, non_blocking=True), t, self.meta)
+        return Batch(self.images.to(device, non_blocking=True), t, self.meta, self.colour)
 
 
 def collate(items: list[Item]) -> Batch:
@@ -109,4 +113,5 @@ def collate(items: list[Item]) -> Batch:
         [it.image_hw for it in items],
         calib,
     )
-    return Batch(images, targets, meta)
+    colour = torch.from_numpy(np.stack([it.colour for it in items])) if items[0].colour is not None else None
+    return Batch(images, targets, meta, colour)

@@ -7,3 +7,7 @@ class UserError(Exception):
 
 class DataError(UserError):
     """A dataset file is missing or malformed; the message names the file (and line when known)."""
+
+
+class TrainingError(UserError):
+    """Training cannot go on (e.g. a non-finite loss): the message says what to change."""

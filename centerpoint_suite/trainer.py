@@ -1,32 +1,51 @@
-"""A plain training loop: Adam with a step schedule, optional AMP and gradient clipping,
-JSONL log, checkpoint every epoch (last.pth) and on the best validation metric (best.pth),
-resume, and hooks for anything else."""
+"""The training loop, in one process or many (``torchrun``): Adam with a step schedule, optional
+AMP and gradient clipping, checkpoints every ``train.checkpoint_every`` iterations and at epoch
+ends (``last.pth``) and on the best validation metric (``best.pth``), exact resume.
+
+Its pieces, each testable alone:
+
+- ``LossModel``: network + task loss as one module, the thing DDP wraps (``forward`` returns
+  the loss parts, so gradients are synchronised);
+- ``sampling.GlobalBatchSampler``: which samples each process takes at each step;
+- ``Trainer.step``: one optimisation step; loss parts, the non-finite flag and the time budget
+  are summed over processes in one all-reduce before the backward pass, so every process takes
+  the same stop decision at the same step;
+- ``Trainer.evaluate``: validation sharded over processes, predictions gathered on rank 0;
+- ``runlog.RunLog``: log.jsonl, TensorBoard and hooks, on rank 0 only; checkpoints are written
+  by rank 0 only.
+
+A run's position is (epoch, step inside the epoch, iteration); with the per-sample randomness
+keyed by (seed, epoch, index) and every generator saved, a resumed run continues bit for bit.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .config import Experiment
+from . import distributed as D
+from .checkpoint import capture_rng, load_checkpoint, load_weights, restore_rng, save_checkpoint
+from .config import Experiment, experiment_differences
 from .data import TrainDataset, collate
 from .engine import build_model, eval_resize, predictor_from_experiment, resolve_device
-from .errors import UserError
+from .errors import TrainingError, UserError
 from .progress import Progress
+from .runlog import Hook, RunLog
+from .sampling import GlobalBatchSampler
 from .task import SampleSource
 from .transforms import colour_augment_batch, get_normalization, normalize_batch
 
 log = logging.getLogger(__name__)
 
-Hook = Callable[[dict], None]
+# fields a resumed run may change without saying so: where it runs, not what it computes
+RUN_ENVIRONMENT = ("train.device", "data.workers", "test.batch_size")
 
 
 def lr_at(exp: Experiment, progress: float, it: int) -> float:
@@ -43,7 +62,77 @@ def lr_at(exp: Experiment, progress: float, it: int) -> float:
     return lr
 
 
+class LossModel(nn.Module):
+    """The network and its task's loss as one module: ``forward(x, targets)`` -> loss parts.
+
+    x: (B, 3, H, W) normalised images; targets: the collated task targets. Returns
+    ``{"loss": weighted total, part: unweighted part}``, each averaged over the network's
+    stacks (intermediate supervision of hourglass). The network runs under autocast when
+    ``amp``; losses are computed in float32.
+    """
+
+    def __init__(self, net: nn.Module, task, amp: bool = False) -> None:
+        super().__init__()
+        self.net, self.task, self.amp = net, task, amp
+
+    def forward(self, x: torch.Tensor, targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        with torch.autocast(x.device.type, enabled=self.amp):
+            stacks = self.net.forward_stacks(x)
+        losses: dict[str, torch.Tensor] = {}
+        for preds in stacks:
+            for k, v in self.task.loss({k: p.float() for k, p in preds.items()}, targets).items():
+                losses[k] = losses.get(k, 0) + v / len(stacks)
+        return losses
+
+
+def freeze_batchnorm(model: nn.Module) -> None:
+    """Batch-norm layers to eval mode: running statistics used and never updated (affine kept trainable)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+@dataclass
+class TrainState:
+    """Where a run stands; saved in every checkpoint.
+
+    epoch: epochs completed; step: global steps done inside the current epoch;
+    iteration: global steps done in the run; best: best validation metric so far;
+    elapsed_s: training wall time so far; sums / count: running loss sums of the epoch.
+    """
+
+    epoch: int = 0
+    step: int = 0
+    iteration: int = 0
+    best: float = -math.inf
+    elapsed_s: float = 0.0
+    sums: dict[str, float] = field(default_factory=dict)
+    count: int = 0
+
+
+class ShardSource:
+    """Every ``world``-th item of a source, starting at ``rank`` (validation shards)."""
+
+    def __init__(self, source: SampleSource, rank: int, world: int) -> None:
+        self.base, self.indices = source, range(rank, len(source), world)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        return self.base[self.indices[i]]
+
+    def __getattr__(self, name: str):
+        return getattr(self.base, name)
+
+
 class Trainer:
+    """Trains ``exp`` on ``train_source``, validating on ``val_source``, writing to ``out_dir``.
+
+    Started by ``torchrun`` with several processes it joins the process group itself (gloo on
+    CPU, nccl on GPUs); ``train.batch_size`` is then the global batch.
+    """
+
     def __init__(
         self,
         exp: Experiment,
@@ -54,163 +143,260 @@ class Trainer:
         quiet: bool = False,
     ) -> None:
         self.exp, self.train_source, self.val_source, self.out_dir = exp, train_source, val_source, Path(out_dir)
-        self.hooks = hooks or []
-        self.quiet = quiet
-        self.device = resolve_device(exp.train.device)
+        self.dist = D.init_distributed(resolve_device(exp.train.device))
+        self.device = self.dist.device
+        self.quiet = quiet or not self.dist.is_main
         torch.manual_seed(exp.train.seed)
-        self.model = build_model(exp).to(self.device)
+        net = build_model(exp).to(self.device)
+        if exp.model.sync_bn and self.dist.enabled and self.device.type == "cuda" and not exp.model.frozen_bn:
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
         self.channels_last = exp.model.channels_last and self.device.type == "cpu"
         if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=exp.train.lr, weight_decay=exp.train.weight_decay)
+            net.to(memory_format=torch.channels_last)
+        self.net = net
+        self.loss_model = LossModel(net, exp.task, exp.train.amp and self.device.type == "cuda")
+        self.engine: nn.Module = self.loss_model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.engine = nn.parallel.DistributedDataParallel(self.loss_model, device_ids=ids)
+        self.optimizer = torch.optim.Adam(
+            self.loss_model.parameters(), lr=exp.train.lr, weight_decay=exp.train.weight_decay
+        )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=exp.train.amp and self.device.type == "cuda")
         self.norm = get_normalization(exp.data.normalization)
-        self.epoch = 0
-        self.iteration = 0
-        self.best = -math.inf
-        self.progress = 0.0
-        self.elapsed_before = 0.0
-        self._start, self._budget = time.perf_counter(), math.inf
-        self.history: list[dict] = []
-        self.generator = torch.Generator().manual_seed(exp.train.seed)
+        self.sampler = GlobalBatchSampler(
+            len(train_source), exp.train.batch_size, self.dist.rank, self.dist.world_size, exp.train.seed
+        )
+        self.state = TrainState()
+        self.budget_s = exp.train.time_budget_min * 60 if exp.train.time_budget_min > 0 else math.inf
+        self.time_fraction = 0.0
+        self.runlog = RunLog(self.out_dir, self.dist.is_main, exp.train.tensorboard, hooks)
+        self._t0 = time.perf_counter()
+        self._loader: DataLoader | None = None
 
-    # -- state -----------------------------------------------------------------------------
+    # -- compatibility views -----------------------------------------------------------------
+    @property
+    def model(self) -> nn.Module:
+        return self.net
+
+    @property
+    def epoch(self) -> int:
+        return self.state.epoch
+
+    @property
+    def iteration(self) -> int:
+        return self.state.iteration
+
+    @property
+    def history(self) -> list[dict]:
+        return self.runlog.history
+
+    # -- state -------------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._t0
+
     def save(self, name: str) -> None:
+        """Rank 0 writes ``OUT/name``: weights, optimizer, scaler, generators, position."""
+        if not self.dist.is_main:
+            return
+        self.state.elapsed_s = self.elapsed()
         save_checkpoint(
             self.out_dir / name,
             self.exp,
-            self.model,
+            self.net,
             optimizer=self.optimizer.state_dict(),
             scaler=self.scaler.state_dict(),
-            epoch=self.epoch,
-            iteration=self.iteration,
-            best=self.best,
-            elapsed_s=time.perf_counter() - self._start,
+            rng=capture_rng(),
+            state=asdict(self.state),
+            world_size=self.dist.world_size,
+            # read by older tools: the epoch / iteration reached
+            epoch=self.state.epoch,
+            iteration=self.state.iteration,
         )
 
-    def resume(self, path: Path) -> None:
+    def resume(self, path: Path, allowed: tuple[str, ...] = ()) -> None:
+        """Continue the run saved in ``path``. Its experiment must equal ours except for the
+        keys in ``allowed`` (what the user changed on purpose, e.g. with ``--set``) and the run
+        environment (device, workers)."""
         exp, payload = load_checkpoint(path)
-        if type(exp.task).name != type(self.exp.task).name:
-            raise UserError(f"--resume {path}: checkpoint is for task {type(exp.task).name}")
-        self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.scaler.load_state_dict(payload.get("scaler", {}))
-        self.epoch = int(payload["epoch"])
-        self.iteration = int(payload["iteration"])
-        self.best = float(payload.get("best", -math.inf))
-        self.elapsed_before = float(payload.get("elapsed_s", 0.0))
-        log.info("resumed from %s at epoch %d", path, self.epoch)
+        diffs = experiment_differences(exp, self.exp, ignore=(*RUN_ENVIRONMENT, *allowed))
+        if diffs:
+            raise UserError(
+                f"--resume {path}: the experiment differs from the checkpoint's ({'; '.join(diffs)}); "
+                "set the changed fields with --set to change them on purpose"
+            )
+        load_weights(self.net, payload["model"], path)
+        if "optimizer" in payload:
+            try:
+                self.optimizer.load_state_dict(payload["optimizer"])
+            except (ValueError, KeyError) as e:
+                raise UserError(f"--resume {path}: optimizer state does not fit ({e})") from None
+        scaler_state = payload.get("scaler") or {}
+        if scaler_state and self.scaler.is_enabled():
+            self.scaler.load_state_dict(scaler_state)
+        elif self.scaler.is_enabled():
+            log.info("--resume %s: the run had no AMP scaler state; starting a fresh one", path)
+        if "rng" in payload:
+            restore_rng(payload["rng"])
+        if "state" in payload:
+            self.state = TrainState(**payload["state"])
+        else:  # checkpoints written before exact resume: at an epoch boundary
+            self.state = TrainState(int(payload.get("epoch", 0)), 0, int(payload.get("iteration", 0)))
+            self.state.best = float(payload.get("best", -math.inf))
+            self.state.elapsed_s = float(payload.get("elapsed_s", 0.0))
+        self._t0 = time.perf_counter() - self.state.elapsed_s
+        log.info(
+            "resumed from %s at epoch %d, step %d (iteration %d)",
+            path,
+            self.state.epoch,
+            self.state.step,
+            self.state.iteration,
+        )
 
-    def _log(self, record: dict) -> None:
-        self.history.append(record)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.out_dir / "log.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        for hook in self.hooks:
-            hook(record)
-
-    # -- loop ------------------------------------------------------------------------------
-    def fit(self) -> dict[str, float]:
-        exp = self.exp
-        ds = TrainDataset(self.train_source, exp.task, exp.data.input_hw, exp.data.augment, exp.train.seed)
-        if len(ds) == 0:
-            raise UserError("training split is empty")
-        workers = exp.data.workers
-        start = time.perf_counter()
-        metrics: dict[str, float] = {}
-        budget = exp.train.time_budget_min * 60 if exp.train.time_budget_min > 0 else math.inf
-        self._start, self._budget = start - self.elapsed_before, budget
-        while self.epoch < exp.train.epochs:
-            ds.set_epoch(self.epoch)
-            g = torch.Generator().manual_seed(exp.train.seed * 1000 + self.epoch)
-            loader = DataLoader(
+    # -- loop ----------------------------------------------------------------------------------
+    def loader(self) -> DataLoader:
+        """One DataLoader for the whole run; its workers persist across epochs."""
+        if self._loader is None:
+            exp = self.exp
+            ds = TrainDataset(self.train_source, exp.task, exp.data.input_hw, exp.data.augment, exp.train.seed)
+            workers = exp.data.workers
+            self._loader = DataLoader(
                 ds,
-                batch_size=exp.train.batch_size,
-                shuffle=True,
+                batch_sampler=self.sampler,
                 num_workers=workers,
                 collate_fn=collate,
-                drop_last=len(ds) >= exp.train.batch_size,
-                generator=g,
-                persistent_workers=False,
+                persistent_workers=workers > 0,
                 pin_memory=self.device.type == "cuda",
             )
-            self.model.train()
-            sums: dict[str, float] = {}
-            n = 0
-            bar = Progress(loader, f"epoch {self.epoch + 1}/{exp.train.epochs}", enabled=not self.quiet)
-            steps = max(len(loader), 1)
-            out_of_time = False
-            for i, batch in enumerate(bar):
-                self.progress = max((self.epoch + i / steps) / exp.train.epochs, self.time_progress())
-                parts = self.step(batch)
-                for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                n += 1
-                bar.set_postfix(f"loss {parts['loss']:.3f}")
-                if self.time_progress() >= 1.0:
-                    out_of_time = True
+        return self._loader
+
+    def progress(self) -> float:
+        """Fraction of the run done: epochs, or elapsed time when a budget runs out first."""
+        s = self.state
+        return max((s.epoch + s.step / self.sampler.steps) / self.exp.train.epochs, self.time_fraction)
+
+    def fit(self) -> dict[str, float]:
+        exp, s = self.exp, self.state
+        self._t0 = time.perf_counter() - s.elapsed_s
+        self.time_fraction = s.elapsed_s / self.budget_s
+        metrics: dict[str, float] = {}
+        try:
+            while s.epoch < exp.train.epochs:
+                out_of_time = self.train_one_epoch()
+                if not out_of_time:
+                    s.epoch, s.step = s.epoch + 1, 0
+                last = s.epoch >= exp.train.epochs or out_of_time
+                record = {"epoch": s.epoch, "iteration": s.iteration, "lr": lr_at(exp, self.progress(), s.iteration)}
+                record.update({f"train/{k}": v / max(s.count, 1) for k, v in s.sums.items()})
+                s.sums, s.count = {}, 0
+                if out_of_time:
+                    log.info("time budget reached at iteration %d (epoch %d, step %d)", s.iteration, s.epoch, s.step)
+                if self.val_source is not None and (s.epoch % exp.train.val_every == 0 or last):
+                    metrics = self.evaluate()
+                    record.update(metrics)
+                    value = metrics.get(exp.task.primary_metric(), -math.inf)
+                    if value == value and value > s.best:  # not nan
+                        s.best = value
+                        self.save("best.pth")
+                record["time_s"] = round(self.elapsed(), 1)
+                self.save("last.pth")
+                self.runlog.epoch(record)
+                if last:
                     break
-            self.epoch += 1
-            record = {"epoch": self.epoch, "iteration": self.iteration, "lr": lr_at(exp, self.progress, self.iteration)}
-            record.update({f"train/{k}": v / max(n, 1) for k, v in sums.items()})
-            record["time_s"] = round(time.perf_counter() - self._start, 1)
-            last = self.epoch >= exp.train.epochs or out_of_time
-            if out_of_time:
-                log.info("time budget reached after %d iterations", self.iteration)
-            if self.val_source is not None and (self.epoch % exp.train.val_every == 0 or last):
-                metrics = self.validate()
-                record.update(metrics)
-                key = exp.task.primary_metric()
-                value = metrics.get(key, -math.inf)
-                if value == value and value > self.best:  # not nan
-                    self.best = value
-                    self.save("best.pth")
-            self.save("last.pth")
-            self._log(record)
-            if last:
-                break
+            D.barrier()
+        finally:
+            self.runlog.close()
         return metrics
 
-    def time_progress(self) -> float:
-        return (time.perf_counter() - self._start) / self._budget
+    def train_one_epoch(self) -> bool:
+        """The rest of the current epoch; True when the time budget stopped it early."""
+        exp, s = self.exp, self.state
+        self.sampler.set_epoch(s.epoch, s.step)
+        self.loss_model.train()
+        if exp.model.frozen_bn:
+            freeze_batchnorm(self.loss_model)
+        bar = Progress(self.loader(), f"epoch {s.epoch + 1}/{exp.train.epochs}", enabled=not self.quiet)
+        every = exp.train.checkpoint_every
+        for batch in bar:
+            parts, out_of_time = self.step(batch)
+            for k, v in parts.items():
+                s.sums[k] = s.sums.get(k, 0.0) + v
+            s.count += 1
+            bar.set_postfix(f"loss {parts['loss']:.3f}")
+            if every > 0 and s.iteration % every == 0 and s.step < self.sampler.steps:
+                self.save("last.pth")
+                log.info("checkpoint at iteration %d (epoch %d, step %d)", s.iteration, s.epoch, s.step)
+            if out_of_time:
+                return True
+        return False
 
-    def step(self, batch) -> dict[str, float]:
-        exp = self.exp
+    def step(self, batch) -> tuple[dict[str, float], bool]:
+        """One optimisation step on this process's share of a global batch.
+
+        Returns the loss parts averaged over processes and whether the time budget is spent
+        (both agreed by every process). Raises TrainingError on a non-finite loss in any process.
+        """
+        exp, s = self.exp, self.state
+        lr = lr_at(exp, self.progress(), s.iteration)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(exp, self.progress, self.iteration)
+            group["lr"] = lr
         batch = batch.to(self.device)
-        images = batch.images
-        if exp.data.augment.colour:
-            images = colour_augment_batch(images, self.generator)
+        images = batch.images if batch.colour is None else colour_augment_batch(batch.images, batch.colour)
         x = normalize_batch(images, self.norm)
         x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
-        with torch.autocast(self.device.type, enabled=exp.train.amp):
-            stacks = self.model.forward_stacks(x)
-        losses: dict[str, torch.Tensor] = {}
-        for preds in stacks:  # intermediate supervision: mean over stacks
-            for k, v in exp.task.loss({k: p.float() for k, p in preds.items()}, batch.targets).items():
-                losses[k] = losses.get(k, 0) + v / len(stacks)
+        losses = self.engine(x, batch.targets)
+        names = sorted(losses)
         loss = losses["loss"]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss at iteration {self.iteration}: {loss.item()}")
+        flags = torch.tensor([float(not torch.isfinite(loss)), self.elapsed() / self.budget_s], device=loss.device)
+        agreed = D.all_reduce_sum(torch.cat([torch.stack([losses[k].detach().float() for k in names]), flags]))
+        n = self.dist.world_size
+        parts = {k: float(v) / n for k, v in zip(names, agreed[: len(names)].tolist())}
+        if agreed[len(names)] > 0:
+            raise TrainingError(
+                f"non-finite loss at iteration {s.iteration} ({parts}); try a lower train.lr or train.grad_clip"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if exp.train.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), exp.train.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.loss_model.parameters(), exp.train.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.iteration += 1
-        return {k: float(v.detach()) for k, v in losses.items()}
+        s.iteration += 1
+        s.step += 1
+        self.time_fraction = float(agreed[len(names) + 1]) / n
+        if exp.train.log_every and s.iteration % exp.train.log_every == 0:
+            self.runlog.step(s.iteration, parts, lr)
+        return parts, self.time_fraction >= 1.0
 
     @torch.no_grad()
-    def validate(self) -> dict[str, float]:
+    def evaluate(self) -> dict[str, float]:
+        """Validation metrics: each process predicts its shard, rank 0 evaluates, all get the metrics."""
         exp = self.exp
-        predictor = predictor_from_experiment(exp, self.model, self.device)
-        preds = predictor.predict_source(self.val_source, eval_resize(exp), exp.test.batch_size, exp.data.workers)
+        shard = self.val_source
+        if self.dist.enabled:
+            shard = ShardSource(self.val_source, self.dist.rank, self.dist.world_size)
+        predictor = predictor_from_experiment(exp, self.net, self.device)
+        preds = predictor.predict_source(shard, eval_resize(exp), exp.test.batch_size, exp.data.workers)
+        gathered = D.gather_to_main(preds)
+        metrics = None
+        if gathered is not None:
+            ordered = [g[i] for i in range(max(len(g) for g in gathered)) for g in gathered if i < len(g)]
+            metrics = exp.task.evaluate(self.val_source, ordered, self.out_dir)
+            self._log_images(ordered)
+        metrics = D.broadcast_from_main(metrics)
         if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
-        return exp.task.evaluate(self.val_source, preds, self.out_dir)
+            self.net.to(memory_format=torch.channels_last)
+        return metrics
+
+    def _log_images(self, preds, count: int = 4) -> None:
+        if not self.runlog.wants_images:
+            return
+        pictures = []
+        for i, p in enumerate(preds[:count]):
+            image = self.val_source[i].image
+            pictures.append((str(p.image_id), self.exp.task.draw(image, p, self.exp.test.score_threshold)))
+        self.runlog.images(self.state.iteration, pictures)
 
 
 def with_classes(exp: Experiment, classes: tuple[str, ...]) -> Experiment:

@@ -158,28 +158,39 @@ _EIGVEC = (
 )
 
 
-def colour_augment_batch(images: Tensor, generator: torch.Generator | None = None, strength: float = 0.4) -> Tensor:
-    """Random brightness, contrast, saturation (each x U(1 +- strength), random order per batch)
-    and PCA lighting (std 0.1), per image: uint8 (B, H, W, 3) BGR -> float32 0..255, same shape."""
+COLOUR_PARAMS = 9  # per image: order of the 3 jitter ops, their 3 factors, 3 PCA lighting alphas
+
+
+def sample_colour_params(rng: np.random.Generator, strength: float = 0.4) -> np.ndarray:
+    """One image's colour augmentation, drawn from its own generator: (9,) float32 =
+    op order (a permutation of 0 brightness, 1 contrast, 2 saturation), the factor of each op
+    (U(1 +- strength), indexed by op) and the PCA lighting alphas (N(0, 0.1), RGB)."""
+    order = rng.permutation(3)
+    factors = 1 + strength * (2 * rng.random(3) - 1)
+    alpha = rng.normal(0.0, 0.1, 3)
+    return np.concatenate([order, factors, alpha]).astype(np.float32)
+
+
+def colour_augment_batch(images: Tensor, params: Tensor) -> Tensor:
+    """Brightness, contrast and saturation jitter in each image's own random order, then PCA
+    lighting: uint8 (B, H, W, 3) BGR and ``params`` (B, 9) from ``sample_colour_params`` ->
+    float32 0..255, same shape.
+
+    Each op blends the image with a base: black (brightness), the mean grey level (contrast) or
+    the per-pixel grey (saturation): ``x * f + base * (1 - f)``.
+    """
     b = images.shape[0]
+    dev = images.device
+    params = params.to(dev, torch.float32)
+    order, factors, alpha = params[:, :3].long(), params[:, 3:6], params[:, 6:9]
     x = images.float() / 255.0
-    dev = x.device
-
-    def factors() -> Tensor:
-        return (1 + strength * (2 * torch.rand(b, 1, 1, 1, generator=generator) - 1)).to(dev)
-
     gray_w = torch.tensor([0.114, 0.587, 0.299], device=dev)  # BGR luma weights
-    ops = torch.randperm(3, generator=generator).tolist()
-    for op in ops:
+    for step in range(3):
+        op = order[:, step].view(b, 1, 1, 1)
+        f = factors.gather(1, order[:, step : step + 1]).view(b, 1, 1, 1)
         gray = (x * gray_w).sum(-1, keepdim=True)
-        f = factors()
-        if op == 0:  # brightness
-            x = x * f
-        elif op == 1:  # contrast: blend with the mean grey level
-            x = x * f + gray.mean(dim=(1, 2, 3), keepdim=True) * (1 - f)
-        else:  # saturation: blend with per-pixel grey
-            x = x * f + gray * (1 - f)
-    alpha = (torch.randn(b, 3, generator=generator) * 0.1).to(dev)
+        base = torch.where(op == 2, gray, torch.where(op == 1, gray.mean(dim=(1, 2, 3), keepdim=True), 0.0))
+        x = x * f + base * (1 - f)
     eigval = torch.tensor(_EIGVAL, device=dev)
     eigvec = torch.tensor(_EIGVEC, device=dev)
     rgb_shift = (eigvec @ (alpha * eigval).t()).t()  # (B, 3) RGB

@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from os import PathLike
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -195,13 +194,9 @@ def _infer_head_conv(state_dict: Mapping[str, Tensor], stacked: bool) -> int | N
 
 def read_original_checkpoint(path: str | PathLike) -> dict[str, Tensor]:
     """Read the state dict of an original checkpoint file (``module.`` prefixes removed)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: checkpoint file not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
+    from .checkpoint import safe_load
+
+    obj = safe_load(path, "--weights")
     if isinstance(obj, Mapping) and "state_dict" in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, Tensor) for v in obj.values()):

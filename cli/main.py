@@ -113,48 +113,79 @@ def _data_root(exp, data: Path | None) -> Path:
 @click.option("--arch", default=None, help="Network (see `centerpoint tasks`).")
 @click.option("--pretrained", is_flag=True, help="ImageNet backbone weights (must be in the torch hub cache).")
 @click.option(
-    "--resume", "resume", type=click.Path(path_type=Path), help="Resume from a checkpoint (e.g. OUT/last.pth)."
+    "--resume",
+    "resume",
+    type=click.Path(path_type=Path),
+    help="Continue the run saved in a checkpoint (e.g. OUT/last.pth), exactly where it stopped.",
 )
 @user_errors
 def train(task_name, config, data, out, overrides, device, weights, arch, pretrained, resume) -> None:
-    """Train a task; evaluates on the val split and writes OUT/metrics.json."""
+    """Train a task; evaluates on the val split and writes OUT/metrics.json.
+
+    Under torchrun (several processes, one or more machines) train.batch_size is the global
+    batch; rank 0 logs and writes checkpoints. --resume alone continues the checkpoint's own
+    experiment; options and --set given with it change it on purpose.
+    """
     from dataclasses import replace
 
     from centerpoint_suite.trainer import Trainer, with_classes
 
-    exp = _experiment(task_name, config, overrides, real_data=data is not None)
+    if resume is not None and task_name is None and config is None:
+        from centerpoint_suite.checkpoint import load_checkpoint
+        from centerpoint_suite.config import apply_overrides
+
+        exp = apply_overrides(load_checkpoint(resume)[0], overrides)
+    else:
+        exp = _experiment(task_name, config, overrides, real_data=data is not None)
+    allowed = [item.split("=", 1)[0].strip() for item in overrides]
     model = exp.model
     if arch:
         model = replace(model, arch=arch)
+        allowed.append("model.arch")
     if weights:
         model = replace(model, weights=str(weights))
+        allowed.append("model.weights")
     if pretrained:
         model = replace(model, pretrained=True)
+        allowed.append("model.pretrained")
     exp = replace(exp, model=model)
     if device:
         exp = replace(exp, train=replace(exp.train, device=device))
     if exp.model.arch not in NETWORKS:
         raise UserError(f"--arch {exp.model.arch}: unknown network; known: {', '.join(NETWORKS.names())}")
+    if data is not None:
+        allowed.append("data.root")
     root = _data_root(exp, data)
     train_src = exp.task.open_dataset(root, exp.data.train_split)
     val_src = exp.task.open_dataset(root, exp.data.val_split) if exp.data.val_split else None
     exp = with_classes(exp, train_src.classes)
     exp = replace(exp, data=replace(exp.data, root=str(root.resolve())))
     out = out or Path("runs") / type(exp.task).name
-    click.echo(
-        f"training {type(exp.task).name} ({exp.model.arch}) on {root}: {len(train_src)} train images, "
-        f"{len(val_src) if val_src else 0} val images -> {out}",
-        err=True,
-    )
     trainer = Trainer(exp, train_src, val_src, out)
+    main_rank = trainer.dist.is_main
+    if main_rank:
+        procs = f", {trainer.dist.world_size} processes" if trainer.dist.enabled else ""
+        click.echo(
+            f"training {type(exp.task).name} ({exp.model.arch}{procs}) on {root}: {len(train_src)} train images, "
+            f"{len(val_src) if val_src else 0} val images -> {out}",
+            err=True,
+        )
     if resume:
-        trainer.resume(resume)
+        trainer.resume(resume, tuple(allowed))
     t0 = time.perf_counter()
-    metrics = trainer.fit()
+    try:
+        metrics = trainer.fit()
+    finally:
+        from centerpoint_suite.distributed import shutdown
+
+        shutdown()
     elapsed = time.perf_counter() - t0
-    summary = {**metrics, "epochs": trainer.epoch, "train_time_s": round(elapsed, 1)}
-    _print_metrics(metrics)
-    _write_json(summary, out / "metrics.json")
+    if main_rank:
+        s = trainer.state
+        epochs = s.epoch + s.step / max(trainer.sampler.steps, 1)
+        summary = {**metrics, "epochs": round(epochs, 3), "iterations": s.iteration, "train_time_s": round(elapsed, 1)}
+        _print_metrics(metrics)
+        _write_json(summary, out / "metrics.json")
 
 
 def _load_for_inference(checkpoint, weights, arch, task_name, device, set_overrides=()):

@@ -166,9 +166,9 @@ def test_registered_task_name(reference_dir, tmp_path):
 def test_malformed_checkpoint_names_the_file(tmp_path):
     bad = tmp_path / "garbage.pth"
     bad.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(UserError, match="garbage.pth: not a readable PyTorch checkpoint"):
+    with pytest.raises(UserError, match="garbage.pth: truncated or not a PyTorch checkpoint"):
         load_original_checkpoint(bad, "res18", _Task())
-    with pytest.raises(UserError, match="missing.pth: checkpoint file not found"):
+    with pytest.raises(UserError, match="missing.pth: file not found"):
         load_original_checkpoint(tmp_path / "missing.pth", "res18", _Task())
     odd = tmp_path / "odd.pth"
     torch.save({"epoch": 1, "state_dict": {"a": 1}}, odd)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from centerpoint_suite.heatmap import gather_at
-from centerpoint_suite.losses import focal_loss, masked_l1
+from centerpoint_suite.losses import focal_loss, masked_l1, normalised
 
 
 def decode_depth(raw: Tensor) -> Tensor:
@@ -33,7 +33,7 @@ def encode_depth(depth: Tensor) -> Tensor:
 
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     m = mask.float()
-    return (values * m).sum() / (m.sum() + 1e-4)
+    return normalised((values * m).sum(), m.sum(), 1e-4)
 
 
 def bin_rotation_loss(rot: Tensor, inds: Tensor, mask: Tensor, bins: Tensor, res: Tensor) -> Tensor:

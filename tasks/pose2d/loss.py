@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from centerpoint_suite.losses import focal_loss, masked_l1
+from centerpoint_suite.losses import focal_loss, masked_l1, normalised
 
 
 def gather_joint_offsets(feature: Tensor, inds: Tensor) -> Tensor:
@@ -39,7 +39,7 @@ def pose_losses(preds: dict[str, Tensor], targets: dict[str, Tensor], num_joints
     j_target = targets["joint_offset"].view(b, -1, num_joints, 2).transpose(1, 2).float()
     pred_off = gather_joint_offsets(preds["joint_offset"].float(), j_inds)
     j_mask = j_mask.expand_as(pred_off)
-    joint_offset = (torch.abs(pred_off - j_target) * j_mask).sum() / (j_mask.sum() + 1e-4)
+    joint_offset = normalised((torch.abs(pred_off - j_target) * j_mask).sum(), j_mask.sum(), 1e-4)
     return {
         "heatmap": focal_loss(preds["heatmap"], targets["heatmap"], targets["heatmap_ignore"]),
         "size": masked_l1(preds["size"], inds, mask, targets["size"]),

@@ -12,6 +12,7 @@ from centerpoint_suite.transforms import (
     colour_augment_batch,
     get_normalization,
     normalize_batch,
+    sample_colour_params,
     sample_train_affine,
 )
 
@@ -35,12 +36,32 @@ def test_original_kitti_uses_imagenet_rgb_stats_on_bgr():
     assert k.mean == i.mean and k.order == "bgr" and i.order == "rgb"
 
 
-def test_colour_augment_is_seeded_and_bounded():
+def _params(seed: int) -> torch.Tensor:
+    return torch.from_numpy(sample_colour_params(np.random.default_rng(seed)))
+
+
+def test_colour_augment_is_per_image_seeded_and_bounded():
     img = torch.randint(0, 256, (3, 8, 8, 3), dtype=torch.uint8)
-    a = colour_augment_batch(img, torch.Generator().manual_seed(1))
-    b = colour_augment_batch(img, torch.Generator().manual_seed(1))
-    assert torch.equal(a, b) and a.min() >= 0 and a.max() <= 255
-    assert not torch.allclose(a, img.float())
+    params = torch.stack([_params(s) for s in (1, 2, 3)])
+    a = colour_augment_batch(img, params)
+    assert a.min() >= 0 and a.max() <= 255 and not torch.allclose(a, img.float())
+    # an image's result depends only on its own parameters, not on its batch neighbours
+    alone = colour_augment_batch(img[1:2], params[1:2])
+    torch.testing.assert_close(a[1:2], alone)
+
+
+@pytest.mark.parametrize("op", [0, 1, 2])
+def test_colour_ops_match_their_formulas(op):
+    """Each op alone (the others with factor 1) against its per-pixel formula on BGR floats."""
+    img = torch.randint(0, 256, (1, 4, 5, 3), dtype=torch.uint8)
+    f = 1.3
+    params = torch.tensor([[op, (op + 1) % 3, (op + 2) % 3, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]])
+    params[0, 3 + op] = f
+    x = img.double() / 255
+    gray = (x * torch.tensor([0.114, 0.587, 0.299], dtype=torch.float64)).sum(-1, keepdim=True)
+    base = {0: torch.zeros_like(gray), 1: gray.mean().expand_as(gray), 2: gray}[op]
+    ref = ((x * f + base * (1 - f)).clamp(0, 1) * 255).float()
+    torch.testing.assert_close(colour_augment_batch(img, params), ref, atol=1e-3, rtol=0)
 
 
 @pytest.mark.parametrize("crop", [True, False])
