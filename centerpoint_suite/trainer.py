@@ -173,6 +173,7 @@ class Trainer:
         self.runlog = RunLog(self.out_dir, self.dist.is_main, exp.train.tensorboard, hooks)
         self._t0 = time.perf_counter()
         self._loader: DataLoader | None = None
+        self.throughput = math.nan
 
     # -- compatibility views -----------------------------------------------------------------
     @property
@@ -288,6 +289,8 @@ class Trainer:
                 last = s.epoch >= exp.train.epochs or out_of_time
                 record = {"epoch": s.epoch, "iteration": s.iteration, "lr": lr_at(exp, self.progress(), s.iteration)}
                 record.update({f"train/{k}": v / max(s.count, 1) for k, v in s.sums.items()})
+                if self.throughput == self.throughput:  # images per second over all processes
+                    record["train/images_per_s"] = round(self.throughput, 2)
                 s.sums, s.count = {}, 0
                 if out_of_time:
                     log.info("time budget reached at iteration %d (epoch %d, step %d)", s.iteration, s.epoch, s.step)
@@ -317,8 +320,16 @@ class Trainer:
             freeze_batchnorm(self.loss_model)
         bar = Progress(self.loader(), f"epoch {s.epoch + 1}/{exp.train.epochs}", enabled=not self.quiet)
         every = exp.train.checkpoint_every
+        self.throughput = math.nan
+        t_first, first_iteration = 0.0, s.iteration
         for batch in bar:
             parts, out_of_time = self.step(batch)
+            if s.iteration == first_iteration + 1:  # the rate leaves out the first step (warm-up)
+                t_first = time.perf_counter()
+            elif s.iteration > first_iteration + 1:
+                self.throughput = (
+                    (s.iteration - first_iteration - 1) * self.sampler.global_batch / (time.perf_counter() - t_first)
+                )
             for k, v in parts.items():
                 s.sums[k] = s.sums.get(k, 0.0) + v
             s.count += 1
