@@ -20,8 +20,11 @@ from .tasks import (
 
 
 def create_task(name: str, **params):
-    """A registered task with the given hyper-parameters, e.g. ``create_task("boxes2d", classes=("a",))``."""
-    return TASKS.get(name)(**params)
+    """A registered task with the given hyper-parameters, e.g. ``create_task("boxes2d", classes=("a",))``,
+    or a composite of registered tasks on one network, e.g. ``create_task("boxes2d+pose2d")``."""
+    from .composite import create_task as _create
+
+    return _create(name, **params)
 
 
 def list_tasks() -> list[str]:

@@ -130,9 +130,23 @@ def load_config(ref: str) -> Experiment:
 
 def default_config(task_name: str, real_data: bool = False) -> Experiment:
     """The task's built-in experiment: ``configs/<task>_synthetic.py`` for the built-in data,
-    or the task's standard recipe for real data (``Task.real_config``, e.g. boxes2d_coco)."""
-    cls = TASKS.get(task_name)  # clear error for unknown tasks
-    return load_config(getattr(cls, "real_config", task_name + "_synthetic") if real_data else f"{task_name}_synthetic")
+    or the task's standard recipe for real data (``Task.real_config``, e.g. boxes2d_coco).
+
+    A composite ``a+b`` uses ``configs/a_b_synthetic.py`` when there is one; otherwise the first
+    task's experiment with the composite of every sub-task's configured task.
+    """
+    from .composite import SEP, Composite
+
+    names = [n.strip() for n in task_name.split(SEP)]
+    classes = [TASKS.get(n) for n in names]  # clear error for unknown tasks
+    if len(names) == 1:
+        own = classes[0].real_config if real_data else None
+        return load_config(own or f"{task_name}_synthetic")
+    own = "_".join(names) + "_synthetic"
+    if not real_data and own in list_configs():
+        return load_config(own)
+    subs = [default_config(n, real_data) for n in names]
+    return replace(subs[0], task=Composite(tasks=tuple(e.task for e in subs)))
 
 
 def _coerce(value: str, typ: Any, key: str) -> Any:
@@ -169,10 +183,14 @@ def _field_types(obj: Any) -> dict[str, Any]:
 
 
 def apply_override(obj: Any, path: list[str], value: str, key: str) -> Any:
+    from .composite import Composite
+
     if not is_dataclass(obj):
         raise UserError(f"--set {key}: {'.'.join(path)} is not a settable field")
     types_ = _field_types(obj)
     name = path[0]
+    if isinstance(obj, Composite) and name not in types_ and len(path) > 1:  # task.<sub-task>.<field>
+        return obj.with_task(name, apply_override(obj.task(name), path[1:], value, key))
     if name not in types_:
         raise UserError(f"--set {key}: unknown field {name!r}; fields: {', '.join(types_)}")
     if len(path) == 1:
@@ -193,11 +211,12 @@ def apply_overrides(cfg: Experiment, items: tuple[str, ...] | list[str]) -> Expe
 
 
 def to_dict(obj: Any) -> Any:
+    from .task import Task
+
     if is_dataclass(obj):
         out = {f.name: to_dict(getattr(obj, f.name)) for f in fields(obj)}
-        name = getattr(type(obj), "name", None)
-        if isinstance(name, str) and name in TASKS:  # a task: record which one, for task_from_dict
-            out = {"name": name, **out}
+        if isinstance(obj, Task):  # record which task, for task_from_dict
+            out = {"name": obj.name, **out}
         return out
     if isinstance(obj, tuple | list):
         return [to_dict(v) for v in obj]
@@ -236,9 +255,13 @@ def _typed(typ: Any, val: Any) -> Any:
 
 
 def task_from_dict(data: dict) -> Any:
+    from .composite import SEP, composite_from_dict
+
     data = dict(data)
-    cls = TASKS.get(data.pop("name"))
-    return _from_dict(cls, data)
+    name = data.pop("name")
+    if SEP in name:
+        return composite_from_dict(data, task_from_dict)
+    return _from_dict(TASKS.get(name), data)
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

@@ -55,8 +55,8 @@ class FrameRunner:
     def __call__(self, frame: np.ndarray, image_id: int | str) -> tuple[Predictions, np.ndarray]:
         empty = np.zeros((0, 4), np.float32)
         calib = self.calib
-        if calib is None and hasattr(self.exp.task, "default_calib"):
-            calib = self.exp.task.default_calib(frame.shape[:2])
+        if calib is None:
+            calib = self.exp.task.calibration(frame.shape[:2])
         sample = Sample(frame, image_id, empty, np.zeros(0, np.int64), np.zeros(0, bool), calib=calib)
         batch = collate([prepare_eval(sample, self.exp.task, self.resize)])
         with torch.no_grad():
@@ -141,9 +141,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     calib_matrix = None
     if calib is not None:
-        if not hasattr(exp.task, "read_calib"):
-            raise UserError(f"--calib: task {type(exp.task).name} takes no calibration")
-        calib_matrix = exp.task.read_calib(Path(calib))
+        calib_matrix = exp.task.calibration((1, 1), Path(calib))
     runner = FrameRunner(exp, predictor, threshold, calib_matrix)
     images: list[Path] = []
     videos: list[Path] = []

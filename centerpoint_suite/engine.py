@@ -33,8 +33,8 @@ def resolve_device(name: str) -> torch.device:
 
 def build_model(exp: Experiment) -> torch.nn.Module:
     """Network for the experiment's task; original CenterNet weights when ``model.weights`` is set."""
-    heads = exp.task.heads()
-    model = build_network(exp.model.arch, heads, exp.model.head_conv, exp.model.pretrained)
+    task = exp.task
+    model = build_network(exp.model.arch, task.heads(), exp.model.head_conv, exp.model.pretrained, task.heatmap_heads())
     if exp.model.weights:
         from .zoo import load_original_weights
 

@@ -1,17 +1,21 @@
 """The Task protocol: everything the trainer, evaluator and CLI need from a task plugin.
 
-A task is a frozen dataclass registered in ``TASKS``; its fields are its hyper-parameters.
-The core never looks inside a task; a new task is one package under ``tasks/``.
+A task is a frozen dataclass registered in ``TASKS``; its fields are its hyper-parameters. It
+subclasses ``Task`` explicitly, which gives it the defaults below. The core never looks inside
+a task (no ``hasattr``): every method it calls is listed here. A new task is one package under
+``tasks/`` plus one import line in ``centerpoint_suite/__init__.py``.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from torch import Tensor
 
+from .errors import UserError
 from .types import BatchMeta, OutputGeometry, Predictions, Sample
 
 
@@ -29,22 +33,68 @@ class SampleSource(Protocol):
 
 @runtime_checkable
 class Task(Protocol):
+    """name: registry name; classes: heatmap channel names; max_objects: object slots per image.
+
+    real_config: the config in configs/ of the task's standard recipe on real data (None: none).
+    dataset_format: the dataset layout its reader reads ("coco", "kitti"): tasks of one format can
+    share a dataset and so compose on one network (``boxes2d+pose2d``).
+    """
+
     name: ClassVar[str]
+    real_config: ClassVar[str | None] = None
+    dataset_format: ClassVar[str] = "coco"
     classes: tuple[str, ...]
     max_objects: int
 
+    # -- network ---------------------------------------------------------------------------
     def heads(self) -> dict[str, int]:
-        """Output heads this task needs: name -> channels (``heatmap`` first)."""
+        """Output heads this task needs: name -> channels."""
+
+    def heatmap_heads(self) -> tuple[str, ...]:
+        """The heads that are keypoint heatmaps (focal loss; their bias starts at the -2.19 prior)."""
+        return ("heatmap",)
+
+    # -- data ------------------------------------------------------------------------------
+    def open_dataset(self, root: Path, split: str | None) -> SampleSource:
+        """Reader for a dataset folder of this task's format."""
+
+    def default_data(self, cache_dir: Path) -> Path:
+        """Generate (once) the built-in synthetic dataset and return its root."""
+
+    def with_classes(self, classes: tuple[str, ...]) -> Task:
+        """This task with another class list (heatmap channels)."""
+        return replace(self, classes=tuple(classes))
+
+    def for_source(self, source: SampleSource) -> Task:
+        """This task with what the config left open filled from the training data (by default:
+        an empty class list becomes the source's classes)."""
+        return self if self.classes else self.with_classes(tuple(source.classes))
 
     def flip_pairs(self) -> tuple[tuple[int, int], ...] | None:
         """Left/right index pairs swapped by a horizontal flip; None when flip augmentation is unsafe."""
 
+    def calibration(self, image_hw: tuple[int, int], path: Path | None = None) -> np.ndarray | None:
+        """Camera matrix for an image without one (predict): from ``path`` (``--calib``) or the
+        task's default; None for tasks that need no calibration."""
+        if path is not None:
+            raise UserError(f"--calib {path}: task {self.name} takes no calibration")
+        return None
+
+    # -- training --------------------------------------------------------------------------
     def build_targets(self, sample: Sample, geometry: OutputGeometry) -> dict[str, np.ndarray]:
         """Target maps and per-object arrays for one sample (numpy, fixed shapes for collation)."""
 
-    def loss(self, preds: dict[str, Tensor], targets: dict[str, Tensor]) -> dict[str, Tensor]:
+    def loss_parameters(self) -> dict[str, float]:
+        """Learned scalars of the loss (name -> initial value), trained with the network and
+        saved in checkpoints; given back to ``loss`` as ``params``."""
+        return {}
+
+    def loss(
+        self, preds: dict[str, Tensor], targets: dict[str, Tensor], params: dict[str, Tensor] | None = None
+    ) -> dict[str, Tensor]:
         """Weighted loss ``"loss"`` plus its unweighted parts, each a scalar tensor."""
 
+    # -- inference -------------------------------------------------------------------------
     def decode(self, preds: dict[str, Tensor], meta: BatchMeta, k: int = 100) -> list[Predictions]:
         """Raw (pre-sigmoid) maps of a batch -> detections in original image coordinates."""
 
@@ -54,12 +104,7 @@ class Task(Protocol):
     def oracle_maps(self, targets: dict[str, Tensor]) -> dict[str, Tensor]:
         """Targets rewritten as the raw maps a perfect network would output."""
 
-    def open_dataset(self, root: Path, split: str) -> SampleSource:
-        """Reader for a dataset folder of this task's format."""
-
-    def default_data(self, cache_dir: Path) -> Path:
-        """Generate (once) the built-in synthetic dataset and return its root."""
-
+    # -- results ---------------------------------------------------------------------------
     def evaluate(self, source: SampleSource, predictions: list[Predictions], out_dir: Path | None) -> dict[str, float]:
         """Score predictions against the ground truth of ``source``; flat metric keys."""
 
@@ -75,6 +120,6 @@ class Task(Protocol):
 
 def task_to_dict(task: Any) -> dict[str, Any]:
     """Serialisable description of a task (name + dataclass fields) for checkpoints."""
-    from dataclasses import asdict
+    from .config import to_dict
 
-    return {"name": type(task).name, "params": asdict(task)}
+    return to_dict(task)

@@ -36,6 +36,7 @@ from .config import Experiment, experiment_differences
 from .data import TrainDataset, collate
 from .engine import build_model, eval_resize, predictor_from_experiment, resolve_device
 from .errors import TrainingError, UserError
+from .models.base import module_key
 from .progress import Progress
 from .runlog import Hook, RunLog
 from .sampling import GlobalBatchSampler
@@ -74,13 +75,22 @@ class LossModel(nn.Module):
     def __init__(self, net: nn.Module, task, amp: bool = False) -> None:
         super().__init__()
         self.net, self.task, self.amp = net, task, amp
+        init = task.loss_parameters()  # learned loss scalars (e.g. uncertainty weights), by name
+        self.param_names = {module_key(k): k for k in init}
+        self.loss_params = nn.ParameterDict(
+            {module_key(k): nn.Parameter(torch.tensor(float(v))) for k, v in init.items()}
+        )
+
+    def named_loss_params(self) -> dict[str, torch.Tensor]:
+        return {self.param_names[k]: v for k, v in self.loss_params.items()}
 
     def forward(self, x: torch.Tensor, targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         with torch.autocast(x.device.type, enabled=self.amp):
             stacks = self.net.forward_stacks(x)
+        params = self.named_loss_params()
         losses: dict[str, torch.Tensor] = {}
         for preds in stacks:
-            for k, v in self.task.loss({k: p.float() for k, p in preds.items()}, targets).items():
+            for k, v in self.task.loss({k: p.float() for k, p in preds.items()}, targets, params).items():
                 losses[k] = losses.get(k, 0) + v / len(stacks)
         return losses
 
@@ -209,6 +219,7 @@ class Trainer:
             scaler=self.scaler.state_dict(),
             rng=capture_rng(),
             state=asdict(self.state),
+            loss_params={k: v.detach().cpu() for k, v in self.loss_model.named_loss_params().items()},
             world_size=self.dist.world_size,
             # read by older tools: the epoch / iteration reached
             epoch=self.state.epoch,
@@ -227,6 +238,11 @@ class Trainer:
                 "set the changed fields with --set to change them on purpose"
             )
         load_weights(self.net, payload["model"], path)
+        saved = payload.get("loss_params") or {}
+        with torch.no_grad():
+            for name, value in self.loss_model.named_loss_params().items():
+                if name in saved:
+                    value.copy_(saved[name])
         if "optimizer" in payload:
             try:
                 self.optimizer.load_state_dict(payload["optimizer"])
@@ -410,8 +426,6 @@ class Trainer:
         self.runlog.images(self.state.iteration, pictures)
 
 
-def with_classes(exp: Experiment, classes: tuple[str, ...]) -> Experiment:
-    """Fill the task's class list from the dataset when the config leaves it empty."""
-    if exp.task.classes:
-        return exp
-    return replace(exp, task=exp.task.with_classes(tuple(classes)))
+def for_source(exp: Experiment, source: SampleSource) -> Experiment:
+    """The experiment with what its task left open (class lists) filled from the training data."""
+    return replace(exp, task=exp.task.for_source(source))

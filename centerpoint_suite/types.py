@@ -28,6 +28,9 @@ class Sample:
     objects3d: per-object 3D annotations (mono3d): "dimensions" (N, 3) h, w, l metres;
                "location" (N, 3) x, y, z metres in the camera frame (bottom centre of the box);
                "rotation_y" (N,) radians; "alpha" (N,) radians; "truncated" (N,); "occluded" (N,).
+    parts:     composite tasks: sub-task name -> the same image's Sample as that task's own reader
+               gives it (the objects that task understands, in its class indices); the top-level
+               boxes / classes are then empty.
     """
 
     image: np.ndarray
@@ -39,6 +42,7 @@ class Sample:
     calib: np.ndarray | None = None
     objects3d: dict[str, np.ndarray] | None = None
     path: str = ""
+    parts: dict[str, Sample] | None = None
 
     @property
     def hw(self) -> tuple[int, int]:

@@ -232,7 +232,9 @@ def load_original_checkpoint(
         head_conv = _infer_head_conv(state, stacked)
     try:
         with torch.device("meta"):  # no time spent initialising weights the checkpoint replaces
-            model = build_network(arch, heads, head_conv=head_conv)
+            # the original's heatmap heads are hm and hm_hp (our heatmap, joint_heatmap)
+            heatmaps = tuple(h for h in heads if h in ("heatmap", "joint_heatmap"))
+            model = build_network(arch, heads, head_conv=head_conv, heatmap_heads=heatmaps)
     except KeyError as exc:
         raise UserError(f"{path}: {exc.args[0]}") from None
     converted = convert_original_state_dict(state, model, source=str(path))
@@ -278,7 +280,7 @@ def original_experiment(arch: str, task_name: str, weights: str | PathLike):
         raise UserError(str(exc.args[0])) from None
     channels = _head_channels(read_original_checkpoint(weights))
     n = channels.get("heatmap")
-    if n is not None and n != len(task.classes) and hasattr(task, "with_classes"):
+    if n is not None and n != len(task.classes):
         names = COCO_CLASSES if n == len(COCO_CLASSES) else tuple(f"class{i}" for i in range(n))
         task = task.with_classes(names)
     preset = ORIGINAL_PRESETS.get(task_name, ORIGINAL_PRESETS["boxes2d"])

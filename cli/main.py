@@ -58,7 +58,20 @@ def _print_metrics(metrics: dict[str, float]) -> None:
         click.echo(f"  {k:40s} {v:.4f}" if isinstance(v, float) and not math.isnan(v) else f"  {k:40s} {v}", err=True)
 
 
-TASK_CHOICE = click.Choice(TASKS.names())
+class TaskName(click.ParamType):
+    """A registered task, or registered tasks joined by + (one network for all: boxes2d+pose2d)."""
+
+    name = "task"
+
+    def convert(self, value, param, ctx):
+        parts = [p.strip() for p in str(value).split("+")]
+        unknown = [p for p in parts if p not in TASKS]
+        if unknown or not all(parts):
+            self.fail(f"{value!r}: unknown task {unknown or [value]}; known: {', '.join(TASKS.names())}", param, ctx)
+        return "+".join(parts)
+
+
+TASK_CHOICE = TaskName()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,6 +89,7 @@ def tasks_cmd() -> None:
         heads = ", ".join(f"{k}:{v}" for k, v in task.heads().items())
         doc = (TASKS.get(name).__doc__ or "").strip().splitlines()[0]
         click.echo(f"{name:10s} {doc}  [heads {heads}]")
+    click.echo("composites: tasks joined by + share one network, e.g. --task boxes2d+pose2d")
     click.echo(f"networks: {', '.join(NETWORKS.names())}")
 
 
@@ -85,8 +99,8 @@ def _experiment(task_name: str | None, config: str | None, overrides: tuple[str,
     if config is None and task_name is None:
         raise UserError("give --task NAME or --config FILE")
     exp = load_config(config) if config else default_config(task_name, real_data)
-    if task_name is not None and type(exp.task).name != task_name:
-        raise UserError(f"--config {config} is for task {type(exp.task).name}, not --task {task_name}")
+    if task_name is not None and exp.task.name != task_name:
+        raise UserError(f"--config {config} is for task {exp.task.name}, not --task {task_name}")
     return apply_overrides(exp, overrides)
 
 
@@ -98,7 +112,7 @@ def _data_root(exp, data: Path | None) -> Path:
     if exp.data.root:
         return Path(exp.data.root)
     root = exp.task.default_data(cache_dir())
-    click.echo(f"using the built-in synthetic {type(exp.task).name} data at {root}", err=True)
+    click.echo(f"using the built-in synthetic {exp.task.name} data at {root}", err=True)
     return root
 
 
@@ -128,7 +142,7 @@ def train(task_name, config, data, out, overrides, device, weights, arch, pretra
     """
     from dataclasses import replace
 
-    from centerpoint_suite.trainer import Trainer, with_classes
+    from centerpoint_suite.trainer import Trainer, for_source
 
     if resume is not None and task_name is None and config is None:
         from centerpoint_suite.checkpoint import load_checkpoint
@@ -158,15 +172,15 @@ def train(task_name, config, data, out, overrides, device, weights, arch, pretra
     root = _data_root(exp, data)
     train_src = exp.task.open_dataset(root, exp.data.train_split)
     val_src = exp.task.open_dataset(root, exp.data.val_split) if exp.data.val_split else None
-    exp = with_classes(exp, train_src.classes)
+    exp = for_source(exp, train_src)
     exp = replace(exp, data=replace(exp.data, root=str(root.resolve())))
-    out = out or Path("runs") / type(exp.task).name
+    out = out or Path("runs") / exp.task.name
     trainer = Trainer(exp, train_src, val_src, out)
     main_rank = trainer.dist.is_main
     if main_rank:
         procs = f", {trainer.dist.world_size} processes" if trainer.dist.enabled else ""
         click.echo(
-            f"training {type(exp.task).name} ({exp.model.arch}{procs}) on {root}: {len(train_src)} train images, "
+            f"training {exp.task.name} ({exp.model.arch}{procs}) on {root}: {len(train_src)} train images, "
             f"{len(val_src) if val_src else 0} val images -> {out}",
             err=True,
         )
@@ -266,12 +280,12 @@ def oracle(task_name, data, split, config, overrides, json_path, out) -> None:
     the representation (two centres in one cell, clipped boxes, ...), not by learning.
     """
     from centerpoint_suite.engine import eval_resize, run_oracle
-    from centerpoint_suite.trainer import with_classes
+    from centerpoint_suite.trainer import for_source
 
     exp = _experiment(task_name, config, overrides, real_data=data is not None)
     root = _data_root(exp, data)
     source = exp.task.open_dataset(root, split if split is not None else (None if data else exp.data.val_split))
-    exp = with_classes(exp, source.classes)
+    exp = for_source(exp, source)
     preds = run_oracle(exp.task, source, eval_resize(exp), exp.test.k)
     metrics = exp.task.evaluate(source, preds, out)
     _print_metrics(metrics)

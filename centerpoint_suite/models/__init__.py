@@ -19,7 +19,11 @@ __all__ = ["CenterNetModel", "build_network", "list_networks", "make_head"]
 
 
 def build_network(
-    arch: str, heads: dict[str, int], head_conv: int | None = None, pretrained: bool = False
+    arch: str,
+    heads: dict[str, int],
+    head_conv: int | None = None,
+    pretrained: bool = False,
+    heatmap_heads: tuple[str, ...] = ("heatmap",),
 ) -> CenterNetModel:
     """Build a registered network with the given heads (raw maps out, stride 4).
 
@@ -27,8 +31,9 @@ def build_network(
     (64 for ResNets and ``small``, 256 for DLA-34 and Hourglass-104, as the original model zoo).
     pretrained: initialise the backbone from ImageNet weights (needs the weights in the
     torch hub cache or network access; never happens by default).
+    heatmap_heads: the heads that are heatmaps (``Task.heatmap_heads()``): their bias starts at -2.19.
     """
-    return NETWORKS.get(arch)(heads, head_conv=head_conv, pretrained=pretrained)
+    return NETWORKS.get(arch)(heads, head_conv=head_conv, pretrained=pretrained, heatmap_heads=tuple(heatmap_heads))
 
 
 def list_networks() -> list[str]:

@@ -36,41 +36,58 @@ def make_head(in_channels: int, out_channels: int, head_conv: int, heatmap: bool
     return head
 
 
-def is_heatmap_head(name: str) -> bool:
-    return name in ("heatmap", "joint_heatmap")
+def module_key(head: str) -> str:
+    """Head name -> a ModuleDict key (module names cannot hold dots: ``boxes2d.heatmap``)."""
+    return head.replace(".", "__")
 
 
 class CenterNetModel(nn.Module):
     """body(x) -> list of stride-4 feature maps (one per stack), then the same heads per stack.
 
     body:         module returning ``list[Tensor]`` of (N, feat_channels, H/4, W/4).
-    heads:        {head name: channels}.
+    heads:        {head name: channels}; names may hold dots (``boxes2d.heatmap`` in composite tasks).
     head_conv:    hidden channels of each head (<= 0: a single 1x1 conv).
     num_stacks:   number of feature maps ``body`` returns.
+    heatmap_heads: the heads that are keypoint heatmaps (bias -2.19), as the task declares them.
     """
 
     def __init__(
-        self, body: nn.Module, feat_channels: int, heads: dict[str, int], head_conv: int, num_stacks: int = 1
+        self,
+        body: nn.Module,
+        feat_channels: int,
+        heads: dict[str, int],
+        head_conv: int,
+        num_stacks: int = 1,
+        heatmap_heads: tuple[str, ...] = ("heatmap",),
     ) -> None:
         super().__init__()
+        unknown = set(heatmap_heads) - set(heads)
+        if unknown:
+            raise ValueError(f"heatmap heads {sorted(unknown)} are not among the heads {list(heads)}")
         self.body = body
         self.head_names = tuple(heads)
         self.heads_spec = dict(heads)
+        self.heatmap_heads = tuple(heatmap_heads)
         self.num_stacks = num_stacks
         self.heads = nn.ModuleList(
             nn.ModuleDict(
-                {name: make_head(feat_channels, ch, head_conv, is_heatmap_head(name)) for name, ch in heads.items()}
+                {
+                    module_key(name): make_head(feat_channels, ch, head_conv, name in self.heatmap_heads)
+                    for name, ch in heads.items()
+                }
             )
             for _ in range(num_stacks)
         )
 
+    def _apply_heads(self, feat: Tensor, heads: nn.ModuleDict) -> dict[str, Tensor]:
+        return {name: heads[module_key(name)](feat) for name in self.head_names}
+
     def forward_stacks(self, x: Tensor) -> list[dict[str, Tensor]]:
         feats = self.body(x)
-        return [{name: head(f) for name, head in hs.items()} for f, hs in zip(feats, self.heads)]
+        return [self._apply_heads(f, hs) for f, hs in zip(feats, self.heads)]
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         if self.num_stacks == 1:
             return self.forward_stacks(x)[0]
         feats = self.body(x)
-        hs = self.heads[-1]
-        return {name: head(feats[-1]) for name, head in hs.items()}
+        return self._apply_heads(feats[-1], self.heads[-1])

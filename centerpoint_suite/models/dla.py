@@ -249,7 +249,13 @@ def load_dla34_imagenet(base: DLA) -> None:
 
 
 @NETWORKS.register("dla34")
-def build_dla34(heads: dict[str, int], head_conv: int | None = None, pretrained: bool = False) -> CenterNetModel:
+def build_dla34(
+    heads: dict[str, int],
+    head_conv: int | None = None,
+    pretrained: bool = False,
+    heatmap_heads: tuple[str, ...] = ("heatmap",),
+) -> CenterNetModel:
     """``dla34``: DLA-34 + deformable DLAUp/IDAUp, 64-channel stride-4 output; head_conv 256."""
     body = DLASegBody(pretrained=pretrained)
-    return CenterNetModel(body, body.out_channels, heads, 256 if head_conv is None else head_conv)
+    hc = 256 if head_conv is None else head_conv
+    return CenterNetModel(body, body.out_channels, heads, hc, heatmap_heads=heatmap_heads)

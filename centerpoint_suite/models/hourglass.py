@@ -127,7 +127,12 @@ class HourglassBody(nn.Module):
 
 
 @NETWORKS.register("hourglass104")
-def build_hourglass104(heads: dict[str, int], head_conv: int | None = None, pretrained: bool = False) -> CenterNetModel:
+def build_hourglass104(
+    heads: dict[str, int],
+    head_conv: int | None = None,
+    pretrained: bool = False,
+    heatmap_heads: tuple[str, ...] = ("heatmap",),
+) -> CenterNetModel:
     """``hourglass104``: 2-stack Hourglass-104, 256-channel stride-4 maps; head_conv 256."""
     if pretrained:
         raise UserError(
@@ -135,4 +140,5 @@ def build_hourglass104(heads: dict[str, int], head_conv: int | None = None, pret
             "use load_original_checkpoint with ctdet_coco_hg.pth / multi_pose_hg_3x.pth, or build without pretrained"
         )
     body = HourglassBody()
-    return CenterNetModel(body, body.out_channels, heads, 256 if head_conv is None else head_conv, num_stacks=2)
+    hc = 256 if head_conv is None else head_conv
+    return CenterNetModel(body, body.out_channels, heads, hc, num_stacks=2, heatmap_heads=heatmap_heads)

@@ -124,9 +124,15 @@ class ResNetBody(nn.Module):
 
 
 def _build(depth: int, dcn: bool):
-    def builder(heads: dict[str, int], head_conv: int | None = None, pretrained: bool = False) -> CenterNetModel:
+    def builder(
+        heads: dict[str, int],
+        head_conv: int | None = None,
+        pretrained: bool = False,
+        heatmap_heads: tuple[str, ...] = ("heatmap",),
+    ) -> CenterNetModel:
         body = ResNetBody(depth, dcn, pretrained=pretrained)
-        return CenterNetModel(body, body.out_channels, heads, 64 if head_conv is None else head_conv)
+        hc = 64 if head_conv is None else head_conv
+        return CenterNetModel(body, body.out_channels, heads, hc, heatmap_heads=heatmap_heads)
 
     name = f"{'resdcn' if dcn else 'res'}{depth}"
     builder.__name__ = f"build_{name}"

@@ -74,8 +74,14 @@ class SmallBody(nn.Module):
 
 
 @NETWORKS.register("small")
-def build_small(heads: dict[str, int], head_conv: int | None = None, pretrained: bool = False) -> CenterNetModel:
+def build_small(
+    heads: dict[str, int],
+    head_conv: int | None = None,
+    pretrained: bool = False,
+    heatmap_heads: tuple[str, ...] = ("heatmap",),
+) -> CenterNetModel:
     if pretrained:
         raise ValueError("--pretrained: the 'small' network has no ImageNet weights; use res18/res34/res50/res101")
     body = SmallBody()
-    return CenterNetModel(body, body.out_channels, heads, 32 if head_conv is None else head_conv)
+    hc = 32 if head_conv is None else head_conv
+    return CenterNetModel(body, body.out_channels, heads, hc, heatmap_heads=heatmap_heads)

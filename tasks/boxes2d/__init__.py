@@ -12,6 +12,7 @@ from torch import Tensor
 from centerpoint_suite.centers import flip_average_logits, logit
 from centerpoint_suite.heatmap import scatter_at
 from centerpoint_suite.registry import TASKS
+from centerpoint_suite.task import Task
 from centerpoint_suite.types import BatchMeta, OutputGeometry, Predictions, Sample
 
 from .decode import decode_boxes
@@ -30,7 +31,7 @@ class BoxWeights:
 
 @TASKS.register("boxes2d")
 @dataclass(frozen=True)
-class Boxes2D:
+class Boxes2D(Task):
     """2D boxes: class heatmap + box size + sub-cell offset at each box centre.
 
     classes:        class names; empty: taken from the dataset when training starts.
@@ -52,17 +53,14 @@ class Boxes2D:
     def flip_pairs(self) -> tuple[tuple[int, int], ...]:
         return ()
 
-    def with_classes(self, classes: tuple[str, ...]) -> Boxes2D:
-        from dataclasses import replace
-
-        return replace(self, classes=tuple(classes))
-
     def build_targets(self, sample: Sample, geometry: OutputGeometry) -> dict[str, np.ndarray]:
         return build_box_targets(
             sample, geometry, len(self.classes), self.max_objects, self.radius_formula, self.min_overlap
         )
 
-    def loss(self, preds: dict[str, Tensor], targets: dict[str, Tensor]) -> dict[str, Tensor]:
+    def loss(
+        self, preds: dict[str, Tensor], targets: dict[str, Tensor], params: dict[str, Tensor] | None = None
+    ) -> dict[str, Tensor]:
         parts = box_losses(preds, targets)
         w = self.weights
         total = w.heatmap * parts["heatmap"] + w.size * parts["size"] + w.offset * parts["offset"]

@@ -16,6 +16,7 @@ from centerpoint_suite.centers import flip_average_logits, logit
 from centerpoint_suite.errors import DataError, UserError
 from centerpoint_suite.heatmap import scatter_at
 from centerpoint_suite.registry import TASKS
+from centerpoint_suite.task import Task
 from centerpoint_suite.types import BatchMeta, OutputGeometry, Predictions, Sample
 
 from .decode import decode_mono3d
@@ -51,7 +52,7 @@ class Mono3DWeights:
 
 @TASKS.register("mono3d")
 @dataclass(frozen=True)
-class Mono3D:
+class Mono3D(Task):
     """Monocular 3D boxes: class heatmap + depth, dimensions, two-bin rotation, 2D size, offset.
 
     classes:        class names, heatmap channel order (the original's, for its checkpoints).
@@ -70,6 +71,7 @@ class Mono3D:
 
     name: ClassVar[str] = "mono3d"
     real_config: ClassVar[str] = "mono3d_kitti"
+    dataset_format: ClassVar[str] = "kitti"
     classes: tuple[str, ...] = ("Pedestrian", "Car", "Cyclist")
     max_objects: int = 50
     center_mode: str = "box2d"
@@ -99,9 +101,6 @@ class Mono3D:
         mirror-invariant (depth, dimensions) or follows the image through the affine."""
         return ()
 
-    def with_classes(self, classes: tuple[str, ...]) -> Mono3D:
-        return replace(self, classes=tuple(classes))
-
     # -- training ----------------------------------------------------------------------------
     def build_targets(self, sample: Sample, geometry: OutputGeometry) -> dict[str, np.ndarray]:
         return build_mono3d_targets(
@@ -115,7 +114,9 @@ class Mono3D:
             self.depth_focal,
         )
 
-    def loss(self, preds: dict[str, Tensor], targets: dict[str, Tensor]) -> dict[str, Tensor]:
+    def loss(
+        self, preds: dict[str, Tensor], targets: dict[str, Tensor], params: dict[str, Tensor] | None = None
+    ) -> dict[str, Tensor]:
         parts = mono3d_losses(preds, targets)
         w = self.weights
         total = sum(getattr(w, k) * v for k, v in parts.items())
@@ -170,6 +171,10 @@ class Mono3D:
         from centerpoint_suite.datasets.synthetic_kitti import generate_kitti
 
         return generate_kitti(Path(cache_dir) / "synthetic_kitti")
+
+    def calibration(self, image_hw: tuple[int, int], path: Path | None = None) -> np.ndarray:
+        """P2 from ``path`` (``read_calib``) or, without one, ``default_calib``."""
+        return self.read_calib(path) if path is not None else self.default_calib(image_hw)
 
     def default_calib(self, image_hw: tuple[int, int]) -> np.ndarray:
         """(3, 4) float32 P2 for images without a calibration: ``KITTI_DEFAULT_P2``, its principal

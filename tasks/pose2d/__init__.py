@@ -21,6 +21,7 @@ from torch import Tensor
 from centerpoint_suite.centers import flip_average_logits, logit
 from centerpoint_suite.heatmap import scatter_at
 from centerpoint_suite.registry import TASKS
+from centerpoint_suite.task import Task
 from centerpoint_suite.transforms import STRIDE
 from centerpoint_suite.types import BatchMeta, OutputGeometry, Predictions, Sample
 
@@ -48,7 +49,7 @@ class PoseWeights:
 
 @TASKS.register("pose2d")
 @dataclass(frozen=True)
-class Pose2D:
+class Pose2D(Task):
     """Multi-person 2D pose: person centre heatmap + box + 17 joint offsets + joint heatmaps.
 
     num_joints:        joints per person (COCO: 17; flip augmentation needs the COCO layout).
@@ -91,12 +92,12 @@ class Pose2D:
             "joint_offset": 2 * j if self.per_joint_offsets else 2,
         }
 
+    def heatmap_heads(self) -> tuple[str, ...]:
+        return ("heatmap", "joint_heatmap")
+
     def flip_pairs(self) -> tuple[tuple[int, int], ...] | None:
         """The COCO pairs for 17 joints; None (no flip augmentation) for another joint layout."""
         return COCO_FLIP_PAIRS if self.num_joints == 17 else None
-
-    def with_classes(self, classes: tuple[str, ...]) -> Pose2D:
-        return replace(self, classes=tuple(classes))
 
     def build_targets(self, sample: Sample, geometry: OutputGeometry) -> dict[str, np.ndarray]:
         return build_pose_targets(
@@ -109,7 +110,9 @@ class Pose2D:
             self.min_overlap,
         )
 
-    def loss(self, preds: dict[str, Tensor], targets: dict[str, Tensor]) -> dict[str, Tensor]:
+    def loss(
+        self, preds: dict[str, Tensor], targets: dict[str, Tensor], params: dict[str, Tensor] | None = None
+    ) -> dict[str, Tensor]:
         parts = pose_losses(preds, targets, self.num_joints)
         w = self.weights
         total = sum(getattr(w, name) * value for name, value in parts.items())

@@ -7,14 +7,19 @@ flip-test pair, and train one step of a real network.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 import centerpoint_suite
+from centerpoint_suite.composite import Composite
 from centerpoint_suite.data import collate, prepare_eval
 from centerpoint_suite.models import build_network
+from centerpoint_suite.models.base import module_key
 from centerpoint_suite.registry import TASKS
+from centerpoint_suite.trainer import LossModel
 from centerpoint_suite.transforms import EvalResize
 from centerpoint_suite.types import Predictions, Sample
 
@@ -61,11 +66,33 @@ def universal_sample() -> Sample:
     return Sample(image, "000001", boxes, np.array([0, 0]), np.zeros(2, bool), kps, P2, objects3d)
 
 
-def _task(name: str):
+def _single(name: str):
     task = TASKS.get(name)()
-    if not task.classes:
-        task = task.with_classes(("thing",))
-    return task
+    return task if task.classes else task.with_classes(("thing",))
+
+
+def composable_pairs() -> list[str]:
+    """Every pair of registered tasks whose data can meet in one sample (same dataset format)."""
+    names = TASKS.names()
+    return [
+        f"{a}+{b}"
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+        if TASKS.get(a).dataset_format == TASKS.get(b).dataset_format
+    ]
+
+
+def _task(name: str):
+    if "+" not in name:
+        return _single(name)
+    return Composite(tasks=tuple(_single(n) for n in name.split("+")))
+
+
+def _sample_for(task, sample: Sample) -> Sample:
+    """The universal sample, given to every sub-task of a composite as its own part."""
+    if not isinstance(task, Composite):
+        return sample
+    return replace(sample, parts={t.name: sample for t in task.tasks})
 
 
 @pytest.fixture(scope="module")
@@ -77,21 +104,28 @@ def test_registry_lists_the_three_tasks():
     assert {"boxes2d", "mono3d", "pose2d"} <= set(centerpoint_suite.list_tasks())
 
 
-@pytest.mark.parametrize("name", TASKS.names())
+def test_the_boxes_and_pose_pair_composes():
+    assert "boxes2d+pose2d" in composable_pairs()
+
+
+@pytest.mark.parametrize("name", TASKS.names() + composable_pairs())
 def test_targets_decode_loss_and_one_training_step(name, sample):
     task = _task(name)
-    item = prepare_eval(sample, task, EvalResize((128, 416)), with_targets=True)
+    item = prepare_eval(_sample_for(task, sample), task, EvalResize((128, 416)), with_targets=True)
     batch = collate([item, item])
     heads = task.heads()
-    assert next(iter(heads)) == "heatmap"
-    # fixed shapes: the heatmap target has the head's channels at stride 4
-    assert batch.targets["heatmap"].shape == (2, heads["heatmap"], 32, 104)
+    heatmaps = task.heatmap_heads()
+    assert heatmaps and set(heatmaps) <= set(heads)
+    # fixed shapes: each heatmap target has its head's channels at stride 4
+    for h in heatmaps:
+        assert batch.targets[h].shape == (2, heads[h], 32, 104)
     perfect = task.oracle_maps(batch.targets)
     assert set(heads) <= set(perfect)
     preds = task.decode(perfect, batch.meta, k=20)
     assert len(preds) == 2 and all(isinstance(p, Predictions) for p in preds)
     found = preds[0].select(preds[0].scores > 0.9)
-    assert len(found) == 2  # both objects come back
+    sub_tasks = task.tasks if isinstance(task, Composite) else (task,)
+    assert len(found) == 2 * len(sub_tasks)  # both objects come back, once per task
     # the decoded boxes are in original pixels: centres close to the annotated boxes
     for box in sample.boxes:
         ctr = (box[:2] + box[2:]) / 2
@@ -104,10 +138,17 @@ def test_targets_decode_loss_and_one_training_step(name, sample):
     # flip-test merge of a map pair and its mirror image gives raw maps of the same shapes
     merged = task.merge_flip(perfect, {k: v.flip(-1) for k, v in perfect.items()})
     assert all(merged[k].shape == perfect[k].shape for k in heads)
-    # one optimisation step of a real network
-    net = build_network("small", heads)
-    out = net(torch.randn(2, 3, 128, 416))
-    assert {k: v.shape[1] for k, v in out.items()} == heads
-    loss = task.loss(out, batch.targets)["loss"]
-    loss.backward()
-    assert torch.isfinite(loss)
+    # two optimisation steps of a real network (with the task's learned loss parameters)
+    net = build_network("small", heads, heatmap_heads=heatmaps)
+    for h in heatmaps:  # the focal-loss prior on every heatmap head, none elsewhere
+        assert float(net.heads[0][module_key(h)][-1].bias.detach().mean()) == pytest.approx(-2.19)
+    model = LossModel(net, task)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.randn(2, 3, 128, 416)
+    for _ in range(2):
+        losses = model(x, batch.targets)
+        opt.zero_grad()
+        losses["loss"].backward()
+        opt.step()
+        assert torch.isfinite(losses["loss"])
+    assert {k: v.shape[1] for k, v in net(x).items()} == heads
