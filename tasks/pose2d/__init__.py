@@ -11,7 +11,7 @@ their size/offset loss); the rest (targets, radii, loss weights, decode rules) f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
