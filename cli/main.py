@@ -336,25 +336,43 @@ def bench(task_name, arch, repeat) -> None:
     "--results", "result_dir", type=click.Path(path_type=Path), required=True, help="Folder of <id>.txt results."
 )
 @click.option("--split-file", type=click.Path(path_type=Path), help="Score only the frame ids listed here.")
+@click.option(
+    "--skip-missing",
+    is_flag=True,
+    help="Leave out frames without a result file (and split ids without a label file) instead of "
+    "scoring them as frames with no detections (resp. an error); the count is logged.",
+)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write metrics here.")
 @user_errors
-def kitti_eval(gt_dir, result_dir, split_file, json_path) -> None:
+def kitti_eval(gt_dir, result_dir, split_file, skip_missing, json_path) -> None:
     """Score KITTI result files (label format + score) against KITTI labels: bbox / aos / bev / 3d AP,
-    R11 and R40, both IoU sets (keys like Car/3d/moderate/R40@0.7, percent)."""
+    R11 and R40, both IoU sets (keys like Car/3d/moderate/R40@0.7, percent).
+
+    A frame with labels and no result file counts as a frame without detections."""
     from centerpoint_suite.tasks.mono3d.eval import format_kitti_metrics, kitti_eval_dirs
 
     ids = None
     if split_file is not None:
         if not split_file.is_file():
             raise UserError(f"--split-file {split_file}: no such file")
-        ids = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
-        present = [i for i in ids if (gt_dir / f"{i}.txt").is_file()]
-        if len(present) < len(ids):
-            log.warning(
-                "--split-file: %d of %d ids have no label file in %s", len(ids) - len(present), len(ids), gt_dir
+        ids, lines = [], []
+        for lineno, line in enumerate(split_file.read_text(errors="replace").splitlines(), start=1):
+            if line.strip():
+                ids.append(line.split()[0])
+                lines.append(lineno)
+        if not ids:
+            raise UserError(f"--split-file {split_file}: lists no frame ids")
+        absent = [(i, n) for i, n in zip(ids, lines) if not (gt_dir / f"{i}.txt").is_file()]
+        if absent and not skip_missing:
+            raise UserError(
+                f"{split_file}:{absent[0][1]}: frame {absent[0][0]} has no label file in {gt_dir}"
+                + (f" ({len(absent)} ids in all)" if len(absent) > 1 else "")
+                + "; --skip-missing leaves such ids out"
             )
-        ids = present
-    metrics = kitti_eval_dirs(gt_dir, result_dir, ids=ids)
+        if absent:
+            log.warning("--split-file: skipped %d of %d ids with no label file in %s", len(absent), len(ids), gt_dir)
+            ids = [i for i in ids if (gt_dir / f"{i}.txt").is_file()]
+    metrics = kitti_eval_dirs(gt_dir, result_dir, ids=ids, skip_missing=skip_missing)
     click.echo(format_kitti_metrics(metrics), err=True)
     _write_json(metrics, json_path)
 
