@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,18 @@ def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
 
 
+def worker_message(error: Exception) -> str:
+    """The message of ``error``; for one re-raised by a DataLoader worker (its text is the worker's
+    whole traceback), the original message in full: everything after the last
+    ``<module>.<ExceptionName>: `` line of the traceback, not only its last line."""
+    msg = str(error).strip()
+    if "Original Traceback" not in msg:
+        return msg
+    name = re.escape(type(error).__name__)
+    heads = list(re.finditer(rf"^(?:[\w.]+\.)?{name}: ", msg, flags=re.MULTILINE))
+    return msg[heads[-1].end() :].strip() if heads else msg.splitlines()[-1]
+
+
 def user_errors(fn):
     """Turn UserError (bad file, option or data) into a one-line click error, no traceback."""
 
@@ -35,10 +48,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as e:
-            msg = str(e)
-            if "Original Traceback" in msg:  # raised inside a DataLoader worker: keep the user's message
-                msg = msg.strip().splitlines()[-1].split(": ", 1)[-1]
-            raise click.ClickException(msg) from None
+            raise click.ClickException(worker_message(e)) from None
 
     return wrapper
 
@@ -120,6 +130,7 @@ def train(task_name, config, data, out, overrides, device, weights, arch, pretra
     """Train a task; evaluates on the val split and writes OUT/metrics.json."""
     from dataclasses import replace
 
+    from centerpoint_suite.checks import check_same_classes
     from centerpoint_suite.trainer import Trainer, with_classes
 
     exp = _experiment(task_name, config, overrides, real_data=data is not None)
@@ -138,6 +149,7 @@ def train(task_name, config, data, out, overrides, device, weights, arch, pretra
     root = _data_root(exp, data)
     train_src = exp.task.open_dataset(root, exp.data.train_split)
     val_src = exp.task.open_dataset(root, exp.data.val_split) if exp.data.val_split else None
+    check_same_classes(train_src, val_src)
     exp = with_classes(exp, train_src.classes)
     exp = replace(exp, data=replace(exp.data, root=str(root.resolve())))
     out = out or Path("runs") / type(exp.task).name
