@@ -11,6 +11,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from .errors import DataError
 from .types import Predictions
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
@@ -64,11 +65,25 @@ def load_coco(ann_file: Path) -> COCO:
 
 
 def evaluate_coco(
-    coco_gt: COCO, results: list[dict], iou_type: str, image_ids: list | None = None, prefix: str | None = None
+    coco_gt: COCO,
+    results: list[dict],
+    iou_type: str,
+    image_ids: list | None = None,
+    prefix: str | None = None,
+    cat_ids: list[int] | None = None,
 ) -> dict[str, float]:
-    """Run COCOeval; returns ``{prefix/AP: ...}`` fractions 0..1 (0 for no detections)."""
+    """Run COCOeval; returns ``{prefix/AP: ...}`` fractions 0..1 (0 for no detections).
+
+    cat_ids: the category ids the model predicts (the task's classes). COCOeval averages AP
+    over every category it evaluates, so a model trained on a subset of a file's categories
+    must be scored over that subset only; None evaluates every category of the file.
+    """
     names = KEYPOINT_STAT_NAMES if iou_type == "keypoints" else STAT_NAMES
     prefix = prefix or ("keypoints" if iou_type == "keypoints" else "bbox")
+    if cat_ids is not None:
+        unknown = sorted(set(int(c) for c in cat_ids) - set(coco_gt.getCatIds()))
+        if unknown:
+            raise DataError(f"category ids {unknown} are not in the annotation file")
     if not results:
         return {f"{prefix}/{n}": 0.0 for n in names}
     with contextlib.redirect_stdout(io.StringIO()):
@@ -76,6 +91,8 @@ def evaluate_coco(
         ev = COCOeval(coco_gt, coco_dt, iou_type)
         if image_ids is not None:
             ev.params.imgIds = list(image_ids)
+        if cat_ids is not None:
+            ev.params.catIds = sorted(int(c) for c in cat_ids)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()

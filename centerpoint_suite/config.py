@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import traceback
 import types
 import typing
 from dataclasses import dataclass, fields, is_dataclass, replace
@@ -121,11 +122,27 @@ def load_config(ref: str) -> Experiment:
     try:
         spec.loader.exec_module(module)
     except Exception as e:  # the file is user code: report where it failed
-        raise UserError(f"{path}: error while loading config: {type(e).__name__}: {e}") from None
+        line = _error_line(e, path)
+        where = f"{path}:{line}" if line else str(path)
+        detail = e.msg if isinstance(e, SyntaxError) else str(e)
+        raise UserError(f"{where}: error while loading config: {type(e).__name__}: {detail}") from None
     cfg = getattr(module, "CONFIG", None)
     if not isinstance(cfg, Experiment):
         raise UserError(f"{path}: must define CONFIG = Experiment(...)")
     return cfg
+
+
+def _error_line(error: BaseException, path: Path) -> int | None:
+    """Line of ``path`` where ``error`` arose: a SyntaxError's own line, else the innermost
+    traceback frame running ``path``."""
+    if isinstance(error, SyntaxError) and error.lineno:
+        return int(error.lineno)
+    line = None
+    target = str(Path(path).resolve())
+    for frame, lineno in traceback.walk_tb(error.__traceback__):
+        if str(Path(frame.f_code.co_filename).resolve()) == target:
+            line = lineno
+    return line
 
 
 def default_config(task_name: str, real_data: bool = False) -> Experiment:

@@ -96,15 +96,11 @@ def splat_gaussians(heatmap: np.ndarray, channels: np.ndarray, centers: np.ndarr
 
 
 @numba.njit(cache=True, nogil=True)
-def fill_boxes(mask: np.ndarray, channels: np.ndarray, boxes: np.ndarray) -> None:
-    """Set ``mask[c, y0:y1+1, x0:x1+1] = 1`` per box (ignore regions), in place.
-
-    mask:     (C, H, W) uint8, output cells.
-    channels: (N,) int channel per box, -1 for every channel.
-    boxes:    (N, 4) float x1, y1, x2, y2 in output cells (clipped to the map here).
-    """
+def _fill_boxes_kernel(mask: np.ndarray, channels: np.ndarray, boxes: np.ndarray) -> None:
     C, H, W = mask.shape
     for n in range(channels.shape[0]):
+        if boxes[n, 2] <= 0.0 or boxes[n, 3] <= 0.0:  # ends at or before the map's first cell
+            continue
         x0 = max(int(np.floor(boxes[n, 0])), 0)
         y0 = max(int(np.floor(boxes[n, 1])), 0)
         x1 = min(int(np.floor(boxes[n, 2])), W - 1)
@@ -115,6 +111,34 @@ def fill_boxes(mask: np.ndarray, channels: np.ndarray, boxes: np.ndarray) -> Non
             for y in range(y0, y1 + 1):
                 for x in range(x0, x1 + 1):
                     mask[c, y, x] = 1
+
+
+def fill_boxes(mask: np.ndarray, channels: np.ndarray, boxes: np.ndarray) -> None:
+    """Set ``mask[c, y0:y1+1, x0:x1+1] = 1`` per box (ignore regions), in place.
+
+    mask:     (C, H, W) uint8, output cells.
+    channels: (N,) int channel per box in -1..C-1, -1 for every channel.
+    boxes:    (N, 4) float x1, y1, x2, y2 in output cells, finite (clipped to the map here;
+              a box ending at or before cell 0, x2 <= 0 or y2 <= 0, or starting at or after
+              the far edge marks nothing).
+
+    The numba kernel does not bounds-check: shapes, channel range and finiteness are checked
+    here, so a bad index is a ValueError rather than a silent write outside the mask.
+    """
+    channels = np.asarray(channels)
+    boxes = np.asarray(boxes)
+    if mask.ndim != 3 or channels.ndim != 1 or boxes.shape != (channels.shape[0], 4):
+        raise ValueError(
+            f"fill_boxes: need mask (C, H, W), channels (N,), boxes (N, 4); got {mask.shape}, "
+            f"{channels.shape}, {boxes.shape}"
+        )
+    if channels.size:
+        lo, hi = int(channels.min()), int(channels.max())
+        if lo < -1 or hi >= mask.shape[0]:
+            raise ValueError(f"fill_boxes: channel {lo if lo < -1 else hi} out of range -1..{mask.shape[0] - 1}")
+        if not np.isfinite(boxes).all():
+            raise ValueError("fill_boxes: non-finite box coordinates")
+    _fill_boxes_kernel(mask, channels, boxes)
 
 
 def peak_scores(logits: Tensor, kernel: int = 3) -> Tensor:

@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,18 @@ def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
 
 
+def worker_message(error: Exception) -> str:
+    """The message of ``error``; for one re-raised by a DataLoader worker (its text is the worker's
+    whole traceback), the original message in full: everything after the last
+    ``<module>.<ExceptionName>: `` line of the traceback, not only its last line."""
+    msg = str(error).strip()
+    if "Original Traceback" not in msg:
+        return msg
+    name = re.escape(type(error).__name__)
+    heads = list(re.finditer(rf"^(?:[\w.]+\.)?{name}: ", msg, flags=re.MULTILINE))
+    return msg[heads[-1].end() :].strip() if heads else msg.splitlines()[-1]
+
+
 def user_errors(fn):
     """Turn UserError (bad file, option or data) into a one-line click error, no traceback."""
 
@@ -35,10 +48,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as e:
-            msg = str(e)
-            if "Original Traceback" in msg:  # raised inside a DataLoader worker: keep the user's message
-                msg = msg.strip().splitlines()[-1].split(": ", 1)[-1]
-            raise click.ClickException(msg) from None
+            raise click.ClickException(worker_message(e)) from None
 
     return wrapper
 
@@ -142,6 +152,7 @@ def train(task_name, config, data, out, overrides, device, weights, arch, pretra
     """
     from dataclasses import replace
 
+    from centerpoint_suite.checks import check_same_classes
     from centerpoint_suite.trainer import Trainer, for_source
 
     if resume is not None and task_name is None and config is None:
@@ -172,6 +183,7 @@ def train(task_name, config, data, out, overrides, device, weights, arch, pretra
     root = _data_root(exp, data)
     train_src = exp.task.open_dataset(root, exp.data.train_split)
     val_src = exp.task.open_dataset(root, exp.data.val_split) if exp.data.val_split else None
+    check_same_classes(train_src, val_src)
     exp = for_source(exp, train_src)
     exp = replace(exp, data=replace(exp.data, root=str(root.resolve())))
     out = out or Path("runs") / exp.task.name
@@ -381,25 +393,43 @@ def bench(task_name, arch, repeat) -> None:
     "--results", "result_dir", type=click.Path(path_type=Path), required=True, help="Folder of <id>.txt results."
 )
 @click.option("--split-file", type=click.Path(path_type=Path), help="Score only the frame ids listed here.")
+@click.option(
+    "--skip-missing",
+    is_flag=True,
+    help="Leave out frames without a result file (and split ids without a label file) instead of "
+    "scoring them as frames with no detections (resp. an error); the count is logged.",
+)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write metrics here.")
 @user_errors
-def kitti_eval(gt_dir, result_dir, split_file, json_path) -> None:
+def kitti_eval(gt_dir, result_dir, split_file, skip_missing, json_path) -> None:
     """Score KITTI result files (label format + score) against KITTI labels: bbox / aos / bev / 3d AP,
-    R11 and R40, both IoU sets (keys like Car/3d/moderate/R40@0.7, percent)."""
+    R11 and R40, both IoU sets (keys like Car/3d/moderate/R40@0.7, percent).
+
+    A frame with labels and no result file counts as a frame without detections."""
     from centerpoint_suite.tasks.mono3d.eval import format_kitti_metrics, kitti_eval_dirs
 
     ids = None
     if split_file is not None:
         if not split_file.is_file():
             raise UserError(f"--split-file {split_file}: no such file")
-        ids = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
-        present = [i for i in ids if (gt_dir / f"{i}.txt").is_file()]
-        if len(present) < len(ids):
-            log.warning(
-                "--split-file: %d of %d ids have no label file in %s", len(ids) - len(present), len(ids), gt_dir
+        ids, lines = [], []
+        for lineno, line in enumerate(split_file.read_text(errors="replace").splitlines(), start=1):
+            if line.strip():
+                ids.append(line.split()[0])
+                lines.append(lineno)
+        if not ids:
+            raise UserError(f"--split-file {split_file}: lists no frame ids")
+        absent = [(i, n) for i, n in zip(ids, lines) if not (gt_dir / f"{i}.txt").is_file()]
+        if absent and not skip_missing:
+            raise UserError(
+                f"{split_file}:{absent[0][1]}: frame {absent[0][0]} has no label file in {gt_dir}"
+                + (f" ({len(absent)} ids in all)" if len(absent) > 1 else "")
+                + "; --skip-missing leaves such ids out"
             )
-        ids = present
-    metrics = kitti_eval_dirs(gt_dir, result_dir, ids=ids)
+        if absent:
+            log.warning("--split-file: skipped %d of %d ids with no label file in %s", len(absent), len(ids), gt_dir)
+            ids = [i for i in ids if (gt_dir / f"{i}.txt").is_file()]
+    metrics = kitti_eval_dirs(gt_dir, result_dir, ids=ids, skip_missing=skip_missing)
     click.echo(format_kitti_metrics(metrics), err=True)
     _write_json(metrics, json_path)
 

@@ -8,7 +8,10 @@ itself, or a folder without ``annotations/`` holding one COCO annotation json (a
 object; result lists are skipped); images are then looked for in ``ROOT/<split>/``,
 ``ROOT/images/``, ROOT and its sub-folders (the first holding the first listed image).
 Category ids are mapped to contiguous indices in ascending id order; ``iscrowd``
-annotations become ignore regions; boxes with no area are skipped (counted).
+annotations become ignore regions; boxes of zero width or height are skipped (counted, with
+a warning). Everything else that is wrong is a ``DataError`` naming the file and the
+annotation / image id: a category id the file does not list, a negative width or height, a
+NaN or non-numeric coordinate, keypoints of the wrong length, a malformed entry.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ import json
 import logging
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from centerpoint_suite.errors import DataError, UserError
 from centerpoint_suite.types import Sample
+
+from .images import read_image
+
+__all__ = ["COCO_CLASSES", "CocoSource", "find_annotation", "load_json", "read_image"]
 
 log = logging.getLogger(__name__)
 
@@ -102,24 +108,103 @@ def find_annotation(root: Path, kind: str, split: str | None) -> tuple[Path, str
 
 
 def load_json(path: Path) -> dict:
+    """A COCO annotation file as a dict with ``images`` and ``annotations`` lists (DataError naming
+    the file, and line:column for malformed json, otherwise)."""
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}:{e.lineno}:{e.colno}: malformed json: {e.msg}") from None
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a text (utf-8) json file: {e.reason} at byte {e.start}") from None
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror}") from None
-    if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
+    if not text.strip():
+        raise DataError(f"{path}: empty annotation file")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}:{e.colno}: malformed json: {e.msg}") from None
+    except RecursionError:
+        raise DataError(f"{path}: json nested too deeply") from None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations")):
         raise DataError(f"{path}: not a COCO annotation file (needs 'images' and 'annotations' lists)")
+    if not isinstance(data.get("categories", []), list):
+        raise DataError(f"{path}: 'categories' must be a list")
     return data
 
 
-def read_image(path: Path | str) -> np.ndarray:
-    """BGR uint8 (H, W, 3); DataError naming the file when missing or undecodable."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise DataError(f"{path}: image missing or not decodable")
-    return img
+def _short(v: object, limit: int = 60) -> str:
+    text = repr(v)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _numbers(values: object, n: int | None) -> np.ndarray | None:
+    """``values`` as float64 when it is a list of ``n`` finite numbers, else None."""
+    if not isinstance(values, list) or (n is not None and len(values) != n):
+        return None
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return None
+    arr = np.asarray(values, np.float64)
+    return arr if np.isfinite(arr).all() else None
+
+
+def _check_categories(path: Path, cats: list) -> list[dict]:
+    seen: set[int] = set()
+    for k, c in enumerate(cats):
+        if not isinstance(c, dict) or not _is_int(c.get("id")) or not isinstance(c.get("name"), str):
+            raise DataError(f"{path}: categories[{k}] needs an integer 'id' and a string 'name'")
+        if c["id"] in seen:
+            raise DataError(f"{path}: category id {c['id']} listed twice")
+        kps = c.get("keypoints")
+        if kps is not None and not (isinstance(kps, list) and all(isinstance(n, str) for n in kps)):
+            raise DataError(f"{path}: category {c['id']}: 'keypoints' must be a list of joint names")
+        seen.add(c["id"])
+    return sorted(cats, key=lambda c: c["id"])
+
+
+def _check_images(path: Path, images: list) -> list[dict]:
+    seen: set[int] = set()
+    for k, im in enumerate(images):
+        if not isinstance(im, dict) or not _is_int(im.get("id")) or not isinstance(im.get("file_name"), str):
+            raise DataError(f"{path}: images[{k}] needs an integer 'id' and a string 'file_name'")
+        if not im["file_name"]:
+            raise DataError(f"{path}: image id {im['id']} has an empty file_name")
+        if im["id"] in seen:
+            raise DataError(f"{path}: image id {im['id']} listed twice")
+        seen.add(im["id"])
+    return sorted(images, key=lambda im: im["id"])
+
+
+def _check_annotation(path: Path, k: int, ann: object, joints_of: dict[int, int]) -> bool:
+    """DataError naming file + annotation for a malformed one; False for a box of zero size (skip)."""
+    if not isinstance(ann, dict):
+        raise DataError(f"{path}: annotations[{k}] is not an object")
+    name = f"annotation id {ann.get('id')}" if "id" in ann else f"annotations[{k}]"
+    for key in ("category_id", "image_id"):
+        if not _is_int(ann.get(key)):
+            raise DataError(f"{path}: {name}: '{key}' must be an integer, got {_short(ann.get(key))}")
+    if ann["category_id"] not in joints_of:
+        raise DataError(
+            f"{path}: {name}: unknown category id {ann['category_id']} (the file lists {sorted(joints_of)})"
+        )
+    num_joints = joints_of[ann["category_id"]]
+    box = _numbers(ann.get("bbox"), 4)
+    if box is None:
+        raise DataError(f"{path}: {name}: 'bbox' must be 4 finite numbers [x, y, w, h], got {_short(ann.get('bbox'))}")
+    if box[2] < 0 or box[3] < 0:
+        raise DataError(f"{path}: {name}: negative box width or height {_short(ann['bbox'])}")
+    kps = ann.get("keypoints")
+    if num_joints and kps:  # absent / empty keypoints: none labelled
+        if _numbers(kps, 3 * num_joints) is None:
+            got = len(kps) if isinstance(kps, list) else type(kps).__name__
+            raise DataError(
+                f"{path}: {name}: 'keypoints' must be {3 * num_joints} finite numbers "
+                f"(x, y, v for {num_joints} joints), got {got}"
+            )
+    return bool(box[2] > 0 and box[3] > 0)
 
 
 class CocoSource:
@@ -148,7 +233,8 @@ class CocoSource:
             self.ann_file, self.split = find_annotation(self.root, kind, split)
         data = load_json(self.ann_file)
         self.data = data
-        cats = sorted(data.get("categories", []), key=lambda c: c["id"])
+        cats = _check_categories(self.ann_file, data.get("categories", []))
+        joints_of = {c["id"]: len(c.get("keypoints") or []) for c in cats}  # category id -> joints
         if category_names:
             by_name = {c["name"]: c for c in cats}
             missing = [n for n in category_names if n not in by_name]
@@ -160,12 +246,11 @@ class CocoSource:
         self.cat_ids = [int(c["id"]) for c in cats]
         self.classes = tuple(str(c["name"]) for c in cats)
         self.categories = cats
-        cat_index = {cid: i for i, cid in enumerate(self.cat_ids)}
-        images = data["images"]
-        if not images:
+        self.num_joints = max(joints_of[c] for c in self.cat_ids)
+        if not data["images"]:
             raise UserError(f"{self.ann_file}: empty dataset (no images)")
-        self.image_dir = self._image_dir(str(images[0].get("file_name", "")))
-        self.images = sorted(images, key=lambda im: im["id"])
+        self.images = _check_images(self.ann_file, data["images"])
+        self.image_dir = self._image_dir(str(data["images"][0]["file_name"]))
         missing = [im["file_name"] for im in self.images if not (self.image_dir / im["file_name"]).is_file()]
         if missing:
             raise DataError(
@@ -173,30 +258,29 @@ class CocoSource:
                 f"e.g. {missing[0]}"
             )
         per_image: dict[int, list[dict]] = {im["id"]: [] for im in self.images}
-        skipped = 0
+        wanted = set(self.cat_ids)
+        skipped = []
         for k, ann in enumerate(data["annotations"]):
-            try:
-                cid, iid, box = int(ann["category_id"]), int(ann["image_id"]), ann["bbox"]
-                if len(box) != 4:
-                    raise ValueError("bbox needs 4 numbers")
-            except (KeyError, TypeError, ValueError) as e:
-                raise DataError(f"{self.ann_file}: annotation #{k} (id {ann.get('id')}) malformed: {e}") from None
-            if cid not in cat_index:
+            has_area = _check_annotation(self.ann_file, k, ann, joints_of)
+            if ann["image_id"] not in per_image:
+                raise DataError(
+                    f"{self.ann_file}: annotation id {ann.get('id')} refers to unknown image {ann['image_id']}"
+                )
+            if ann["category_id"] not in wanted:  # a category the task did not ask for
                 continue
-            if iid not in per_image:
-                raise DataError(f"{self.ann_file}: annotation id {ann.get('id')} refers to unknown image {iid}")
-            if box[2] <= 0 or box[3] <= 0:
-                skipped += 1
+            if not has_area:
+                skipped.append(ann.get("id", f"#{k}"))
                 continue
-            per_image[iid].append(ann)
+            per_image[ann["image_id"]].append(ann)
         if skipped:
-            log.info("%s: skipped %d annotation(s) with an empty box", self.ann_file, skipped)
-        self.skipped = skipped
+            log.warning(
+                "%s: skipped %d annotation(s) with a zero-width or zero-height box (e.g. id %s)",
+                self.ann_file,
+                len(skipped),
+                skipped[0],
+            )
+        self.skipped = len(skipped)
         self.annotations = per_image
-        self.num_joints = 0
-        for c in cats:
-            if c.get("keypoints"):
-                self.num_joints = len(c["keypoints"])
 
     def _image_dir(self, first_image: str) -> Path:
         for cand in (self.root / self.split, self.root / "images" / self.split, self.root / "images"):

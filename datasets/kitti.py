@@ -37,11 +37,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from centerpoint_suite.errors import DataError, UserError
 from centerpoint_suite.types import Predictions, Sample
+
+from .images import read_image
 
 __all__ = [
     "KittiObjects",
@@ -127,9 +128,13 @@ class KittiObjects:
 
 def _parse_label_line(fields: list[str], path: Path, lineno: int) -> list[float]:
     try:
-        return [float(v) for v in fields[1:]]
+        values = [float(v) for v in fields[1:]]
     except ValueError as exc:
         raise DataError(f"{path}:{lineno}: malformed KITTI label line ({exc})") from None
+    if not np.isfinite(values).all():  # float() reads "nan" / "inf"
+        bad = next(f for f, v in zip(fields[1:], values) if not np.isfinite(v))
+        raise DataError(f"{path}:{lineno}: non-finite value {bad!r} in a KITTI label line")
+    return values
 
 
 def read_label_file(path: str | Path) -> KittiObjects:
@@ -247,6 +252,8 @@ def read_calib_file(path: str | Path) -> dict[str, np.ndarray]:
             values = np.array([float(v) for v in rest.split()], dtype=np.float64)
         except ValueError as exc:
             raise DataError(f"{path}:{lineno}: malformed calibration value ({exc})") from None
+        if not np.isfinite(values).all():
+            raise DataError(f"{path}:{lineno}: non-finite calibration value")
         if values.size == 12:
             values = values.reshape(3, 4)
         elif values.size == 9:
@@ -279,7 +286,11 @@ def read_split(root: str | Path, split: str) -> list[str]:
     elif Path(split).is_file():
         split_file = Path(split)
     if split_file is not None:
-        ids = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
+        try:
+            text = split_file.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"cannot read split file {split_file}: {exc}") from None
+        ids = [line.split()[0] for line in text.splitlines() if line.strip()]
         if not ids:
             raise DataError(f"split file {split_file} lists no frame ids")
         return ids
@@ -369,6 +380,13 @@ class KittiSource:
                 f"calibration file not found: {self.calib_dir / (missing_calib[0] + '.txt')}"
                 + (f" (and {len(missing_calib) - 1} more)" if len(missing_calib) > 1 else "")
             )
+        no_image = [i for i in present if not (self.image_dir / f"{i}.png").is_file()]
+        if no_image:
+            raise DataError(
+                f"image file not found: {self.image_dir / (no_image[0] + '.png')} (frame {no_image[0]} of split "
+                f"{split!r} has a label file"
+                + (f"; {len(no_image) - 1} more such frames)" if len(no_image) > 1 else ")")
+            )
         self.ids: list[str] = present
         self._index = {name: i for i, name in enumerate(self.classes)}
 
@@ -408,9 +426,7 @@ class KittiSource:
             raise IndexError(index)
         frame = self.ids[index]
         image_path = self.image_dir / f"{frame}.png"
-        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DataError(f"image missing or unreadable: {image_path}")
+        image = read_image(image_path)
         objects = self.objects(index)
         keep, cls, ignore = self.map_classes(objects.type)
         objects = objects.select(keep)

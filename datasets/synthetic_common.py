@@ -11,22 +11,31 @@ The generators write a COCO-style folder::
 
 ``ROOT/DONE`` is the completeness marker: a folder without it (an interrupted run) or with
 other parameters is cleaned and generated again; a folder whose marker matches is reused.
+
+Concurrent generations (two trainings starting at once) are safe: a generation holds the
+file lock ``ROOT.lock`` (next to ROOT), writes into a uniquely named staging folder beside
+ROOT, moves the finished files into ROOT with renames and writes ``DONE`` last; a process
+that waited for the lock finds ``DONE`` and reuses the data. Staging folders left by a killed
+run are removed by the next generation.
 Every image draws from its own random generator seeded by (seed, split, index), so a split
 does not depend on the size of the other split and images can be generated in any order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import uuid
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
+from filelock import FileLock
 
 from centerpoint_suite.errors import UserError
 
@@ -242,12 +251,76 @@ def clean_outputs(root: Path, files: Sequence[str], image_dirs: Sequence[str]) -
         (root / f).unlink(missing_ok=True)
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a uniquely named temporary file in the same folder and a
+    rename: readers see the old file or the whole new one, and concurrent writers never share a
+    temporary file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{_unique()}.tmp"
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:  # "x": never shares a file with another writer
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _unique() -> str:
+    """A name part no other process or call uses: pid + random hex."""
+    return f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
 def mark_complete(root: Path, params: dict) -> None:
     """Write ``root/DONE`` (the generation parameters) atomically; call it last."""
-    done = Path(root) / "DONE"
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text(json.dumps(_canonical(params), sort_keys=True, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, done)
+    atomic_write_text(Path(root) / "DONE", json.dumps(_canonical(params), sort_keys=True, indent=1) + "\n")
+
+
+LOCK_TIMEOUT_S = 6 * 3600.0  # a full default generation takes minutes; never wait forever
+
+
+@contextlib.contextmanager
+def generation_lock(root: Path) -> Iterator[None]:
+    """Hold the file lock ``<root>.lock`` (an OS lock, released when the process dies)."""
+    root = Path(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(root.parent / f"{root.name}.lock"), timeout=LOCK_TIMEOUT_S)
+    with lock:
+        yield
+
+
+def _staging_prefix(root: Path) -> str:
+    return f".{root.name}.staging-"
+
+
+@contextlib.contextmanager
+def staging_folder(root: Path) -> Iterator[Path]:
+    """A new, uniquely named folder beside ``root`` to generate into; removed on exit.
+
+    Call under :func:`generation_lock`: staging folders of ``root`` left by killed runs are
+    removed first (no live generation of ``root`` can own them while the lock is held).
+    """
+    root = Path(root)
+    for stale in root.parent.glob(_staging_prefix(root) + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = root.parent / (_staging_prefix(root) + _unique())
+    tmp.mkdir()  # fails if it exists: the name is this call's alone
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish(staging: Path, root: Path, entries: Sequence[str], params: dict) -> None:
+    """Move ``entries`` (paths relative to both folders) from ``staging`` into ``root`` by renames,
+    then write ``root/DONE``. The destinations must not exist (cleaned beforehand)."""
+    root = Path(root)
+    for rel in entries:
+        dst = root / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(Path(staging) / rel, dst)
+    mark_complete(root, params)
 
 
 def write_image(path: Path, image: np.ndarray) -> None:
@@ -268,11 +341,7 @@ def write_coco_json(
         "annotations": annotations,
         "categories": categories,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(data, separators=(",", ":")))  # one-shot: the fast C encoder
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, separators=(",", ":")))  # one-shot: the fast C encoder
 
 
 def generate_coco_folder(
@@ -297,20 +366,25 @@ def generate_coco_folder(
     root = Path(root)
     if is_complete(root, params):
         return root
-    clean_outputs(root, [f"annotations/{kind}_{s}.json" for s in splits], list(splits))
-    for split, count in splits.items():
-        folder = root / split
-        folder.mkdir(parents=True, exist_ok=True)
-        images, anns = [], []
-        for i in range(int(count)):
-            rng = image_rng(params["seed"], split, i)
-            h, w = image_hw(rng)
-            img, objs = render(rng, h, w)
-            name = image_name(i)
-            write_image(folder / name, img)
-            images.append({"id": i + 1, "file_name": name, "width": w, "height": h})
-            for obj in objs:
-                anns.append({"id": len(anns) + 1, "image_id": i + 1, **obj})
-        write_coco_json(root / "annotations" / f"{kind}_{split}.json", images, anns, categories, description)
-    mark_complete(root, params)
+    with generation_lock(root):
+        if is_complete(root, params):  # another process generated it while we waited
+            return root
+        ann_files = [f"annotations/{kind}_{s}.json" for s in splits]
+        clean_outputs(root, ann_files, list(splits))
+        with staging_folder(root) as stage:
+            for split, count in splits.items():
+                folder = stage / split
+                folder.mkdir(parents=True)
+                images, anns = [], []
+                for i in range(int(count)):
+                    rng = image_rng(params["seed"], split, i)
+                    h, w = image_hw(rng)
+                    img, objs = render(rng, h, w)
+                    name = image_name(i)
+                    write_image(folder / name, img)
+                    images.append({"id": i + 1, "file_name": name, "width": w, "height": h})
+                    for obj in objs:
+                        anns.append({"id": len(anns) + 1, "image_id": i + 1, **obj})
+                write_coco_json(stage / "annotations" / f"{kind}_{split}.json", images, anns, categories, description)
+            publish(stage, root, [*splits, *ann_files], params)
     return root

@@ -44,7 +44,14 @@ import cv2
 import numpy as np
 
 from centerpoint_suite.datasets.kitti import KittiObjects, write_label_file
-from centerpoint_suite.datasets.synthetic_common import image_rng, is_complete, mark_complete
+from centerpoint_suite.datasets.synthetic_common import (
+    atomic_write_text,
+    generation_lock,
+    image_rng,
+    is_complete,
+    publish,
+    staging_folder,
+)
 from centerpoint_suite.errors import UserError
 from centerpoint_suite.tasks.mono3d.geometry3d import (
     BOX_FACES,
@@ -455,6 +462,8 @@ _OWN_FILE = re.compile(r"^\d{6}\.(png|txt)$")
 def _clean(root: Path) -> None:
     """Remove a previous (possibly partial) generation; refuse folders holding other files."""
     (root / "DONE").unlink(missing_ok=True)
+    for name in ("train", "val", "trainval"):
+        (root / "ImageSets" / f"{name}.txt").unlink(missing_ok=True)
     for sub in ("training/image_2", "training/label_2", "training/calib"):
         folder = root / sub
         if not folder.exists():
@@ -494,29 +503,38 @@ def generate_kitti(root: Path, num_train: int = 1600, num_val: int = 200, seed: 
     }
     if is_complete(root, params):
         return root
-    _clean(root)
-    dirs = {k: root / "training" / k for k in ("image_2", "label_2", "calib")}
-    for d in dirs.values():
-        d.mkdir(parents=True, exist_ok=True)
-    (root / "ImageSets").mkdir(parents=True, exist_ok=True)
+    with generation_lock(root):  # see synthetic_common: lock, unique staging folder, renames, DONE last
+        if is_complete(root, params):
+            return root
+        _clean(root)
+        with staging_folder(root) as stage:
+            _generate_into(stage, num_train, num_val, seed, workers)
+            entries = [f"training/{k}" for k in ("image_2", "label_2", "calib")]
+            entries += [f"ImageSets/{s}.txt" for s in ("train", "val", "trainval")]
+            publish(stage, root, entries, params)
+    return root
+
+
+def _generate_into(stage: Path, num_train: int, num_val: int, seed: int, workers: int) -> None:
+    for k in ("image_2", "label_2", "calib"):
+        (stage / "training" / k).mkdir(parents=True, exist_ok=True)
     jobs = [(seed, split, i, f"{frame:06d}") for frame, (split, i) in enumerate(
         [("train", i) for i in range(num_train)] + [("val", i) for i in range(num_val)]
     )]  # fmt: skip
     workers = max(1, min(int(workers), len(jobs) // 50 + 1))
     if workers > 1:
-        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        with ctx.Pool(workers) as pool:
-            for _ in pool.imap_unordered(_write_frame, [(root, *j) for j in jobs], chunksize=16):
+        # spawn, not fork: forking a process that has imported torch (its thread pools) can deadlock
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            for _ in pool.imap_unordered(_write_frame, [(stage, *j) for j in jobs], chunksize=16):
                 pass
     else:
         for j in jobs:
-            _write_frame((root, *j))
+            _write_frame((stage, *j))
     splits = {"train": [j[3] for j in jobs if j[1] == "train"], "val": [j[3] for j in jobs if j[1] == "val"]}
     for split, names in splits.items():
-        (root / "ImageSets" / f"{split}.txt").write_text("".join(n + "\n" for n in names))
-    (root / "ImageSets" / "trainval.txt").write_text("".join(n + "\n" for n in splits["train"] + splits["val"]))
-    mark_complete(root, params)
-    return root
+        atomic_write_text(stage / "ImageSets" / f"{split}.txt", "".join(n + "\n" for n in names))
+    trainval = "".join(n + "\n" for n in splits["train"] + splits["val"])
+    atomic_write_text(stage / "ImageSets" / "trainval.txt", trainval)
 
 
 def main() -> None:  # pragma: no cover - manual use: python -m centerpoint_suite.datasets.synthetic_kitti DIR

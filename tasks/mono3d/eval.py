@@ -468,13 +468,17 @@ def kitti_eval_dirs(
     result_dir: str | Path,
     ids: Sequence[str] | None = None,
     classes: Sequence[str] = ("Car", "Pedestrian", "Cyclist"),
+    skip_missing: bool = False,
 ) -> dict[str, float]:
     """Score a folder of KITTI result files (``<id>.txt``, label format + score) against labels.
 
     gt_dir: a ``label_2`` folder; result_dir: the result files (or ``result_dir/data``).
-    ids: frames to score (default: every label file).  Frames without a result file are
-    skipped (as the offline devkit does) and counted in the log; an empty result folder or
-    no frame in common raises ``UserError``.  Returns the metrics of :func:`evaluate_kitti`.
+    ids: frames to score (default: every label file); each must have a label file.
+    A frame without a result file counts as a frame with no detections (its objects are
+    misses), so a partial results folder cannot score higher than a complete one; with
+    ``skip_missing`` such frames are left out of the ground truth instead (the offline
+    devkit's behaviour), and the count is logged. An empty result folder or no frame in
+    common raises ``UserError``.  Returns the metrics of :func:`evaluate_kitti`.
     """
     gt_dir, result_dir = Path(gt_dir), Path(result_dir)
     if not gt_dir.is_dir():
@@ -486,21 +490,41 @@ def kitti_eval_dirs(
         raise UserError(f"no KITTI result files (*.txt) in {result_dir}")
     if ids is None:
         ids = sorted(p.stem for p in gt_dir.glob("*.txt"))
+        if not ids:
+            raise UserError(f"no KITTI label files (*.txt) in {gt_dir}")
     else:
         missing_gt = [i for i in ids if not (gt_dir / f"{i}.txt").is_file()]
         if missing_gt:
             raise UserError(f"label file not found: {gt_dir / (missing_gt[0] + '.txt')}")
-    frames = [i for i in ids if i in results]
-    if not frames:
+    with_result = [i for i in ids if i in results]
+    if not with_result:
         raise UserError(f"no result file in {result_dir} matches a label file in {gt_dir}")
-    if len(frames) < len(ids):
-        log.warning("KITTI eval: %d of %d frames have no result file and are skipped", len(ids) - len(frames), len(ids))
+    missing = len(ids) - len(with_result)
+    if missing and skip_missing:
+        log.warning(
+            "KITTI eval: skipped %d of %d frames that have no result file in %s (--skip-missing)",
+            missing,
+            len(ids),
+            result_dir,
+        )
+    elif missing:
+        log.warning(
+            "KITTI eval: %d of %d frames have no result file in %s: scored as frames without detections "
+            "(their objects are misses); --skip-missing leaves them out",
+            missing,
+            len(ids),
+            result_dir,
+        )
+    frames = with_result if skip_missing else list(ids)
     extra = len(set(results) - set(ids))
     if extra:
         log.warning("KITTI eval: %d result files have no matching frame and are ignored", extra)
     gt_annos = [read_label_file(gt_dir / f"{i}.txt") for i in frames]
     dt_annos = []
     for i in frames:
+        if i not in results:
+            dt_annos.append(KittiObjects.empty(with_score=True))
+            continue
         det = read_label_file(results[i])
         if len(det) and det.score is None:
             raise UserError(f"{results[i]}: result lines need a 16th field, the score")

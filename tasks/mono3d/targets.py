@@ -101,8 +101,10 @@ def build_mono3d_targets(
     if placeable.any():
         out_h, out_w = geometry.output_hw
         boxes = affine_boxes(geometry.trans_output, sample.boxes[placeable])
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, out_w - 1)
-        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, out_h - 1)
+        # clip to the map's outer edge as center_targets does (clipping to out_w - 1 turned a box
+        # lying wholly right of / below the crop into a whole ignored border column / row)
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, out_w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, out_h)
         fill_boxes(t["heatmap_ignore"], sample.classes[placeable].astype(np.int64), boxes)
     m = len(kept)
     depth = np.zeros((max_objects, 1), np.float32)

@@ -23,4 +23,7 @@ def evaluate_poses(source, predictions: list[Predictions], out_dir: Path | None 
         write_json(boxes, Path(out_dir) / "detections.json")
     coco = load_coco(source.ann_file)
     ids = [p.image_id for p in predictions]
-    return {**evaluate_coco(coco, kp, "keypoints", image_ids=ids), **evaluate_coco(coco, boxes, "bbox", image_ids=ids)}
+    return {
+        **evaluate_coco(coco, kp, "keypoints", image_ids=ids, cat_ids=[cat_id]),
+        **evaluate_coco(coco, boxes, "bbox", image_ids=ids, cat_ids=source.cat_ids),
+    }

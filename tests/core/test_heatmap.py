@@ -35,6 +35,8 @@ def splat_twin(heatmap, channels, centers, radii):
 def fill_twin(mask, channels, boxes):
     c_all, h, w = mask.shape
     for c, b in zip(channels, boxes):
+        if b[2] <= 0 or b[3] <= 0:
+            continue
         x0, y0 = max(int(np.floor(b[0])), 0), max(int(np.floor(b[1])), 0)
         x1, y1 = min(int(np.floor(b[2])), w - 1), min(int(np.floor(b[3])), h - 1)
         chans = range(c_all) if c < 0 else [c]

@@ -224,14 +224,17 @@ def _copy_frames(kitti_root: Path, dest: Path, frames: list[str]) -> Path:
 
 def test_source_errors_name_the_file(kitti_root: Path, tmp_path: Path) -> None:
     root = _copy_frames(kitti_root, tmp_path / "k", ["000001", "000002"])
-    (root / "training" / "image_2" / "000002.png").unlink()
     source = KittiSource(root, "all")
     assert len(source[0]) == 7
+    (root / "training" / "image_2" / "000002.png").unlink()
+    with pytest.raises(DataError, match=r"image file not found: .*image_2/000002\.png"):
+        KittiSource(root, "all")  # a labelled frame without its image: an error up front
     with pytest.raises(DataError, match=r"image_2/000002\.png"):
         source[1]
     (root / "training" / "image_2" / "000001.png").write_bytes(b"not a png")
-    with pytest.raises(DataError, match=r"unreadable: .*000001\.png"):
+    with pytest.raises(DataError, match=r"000001\.png: not a decodable image"):
         source[0]
+    shutil.copy(kitti_root / "training" / "image_2" / "000002.png", root / "training" / "image_2")
     (root / "training" / "calib" / "000002.txt").unlink()
     with pytest.raises(DataError, match=r"calibration file not found: .*calib/000002\.txt"):
         KittiSource(root, "all")

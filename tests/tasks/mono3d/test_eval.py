@@ -443,16 +443,27 @@ def test_evaluator_matches_plain_python_twin(seed) -> None:
 # ---------------------------------------------------------------- folders and real data
 
 
-def test_kitti_eval_dirs_skips_frames_without_results(tmp_path, caplog) -> None:
+def test_kitti_eval_dirs_frames_without_results_are_misses(tmp_path, caplog) -> None:
+    """A partial results folder must not score higher than a complete one."""
     gt_dir, res_dir = tmp_path / "label_2", tmp_path / "results"
     gt = make_objects([car_row(k) for k in range(45)])
     for frame in ("000000", "000001", "000002"):
         write_label_file(gt_dir / f"{frame}.txt", gt)
     write_label_file(res_dir / "000001.txt", as_detections(gt, np.ones(45)))
     with caplog.at_level(logging.WARNING):
-        metrics = kitti_eval_dirs(gt_dir, res_dir)
+        strict = kitti_eval_dirs(gt_dir, res_dir)
     assert "2 of 3 frames have no result file" in caplog.text
+    # 45 of 135 objects found at precision 1: AP = recall 1/3, to within one of the 40 recall points
+    assert abs(strict["Car/3d/moderate/R40@0.7"] - 100 / 3) <= 100 / 40
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        metrics = kitti_eval_dirs(gt_dir, res_dir, skip_missing=True)
+    assert "skipped 2 of 3 frames" in caplog.text
     assert metrics["Car/3d/moderate/R40@0.7"] == pytest.approx(100.0)
+    # an empty result file is the same as a missing one in strict mode
+    (res_dir / "000000.txt").write_text("")
+    (res_dir / "000002.txt").write_text("")
+    assert kitti_eval_dirs(gt_dir, res_dir) == strict
     # an explicit id list; the KITTI submission layout results/data/*.txt
     write_label_file(tmp_path / "sub" / "data" / "000002.txt", as_detections(gt, np.ones(45)))
     assert kitti_eval_dirs(gt_dir, tmp_path / "sub", ids=["000002"])["Car/bbox/easy/R11@0.7"] == pytest.approx(100)
