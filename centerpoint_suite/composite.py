@@ -59,21 +59,28 @@ class CompositeSource:
         first = next(iter(self.parts.values()))
         self.root = first.root
         self.classes = tuple(c for s in self.parts.values() for c in s.classes)
-        self._ids = [_image_id(first, i) for i in range(len(first))]
+        self._ids = [first.image_id(i) for i in range(len(first))]
         self._index: dict[str, dict[Any, int]] = {}
         for name, src in list(self.parts.items())[1:]:
-            self._index[name] = {_image_id(src, i): i for i in range(len(src))}
+            self._index[name] = {src.image_id(i): i for i in range(len(src))}
 
     def __len__(self) -> int:
         return len(self._ids)
 
+    def image_id(self, index: int) -> Any:
+        return self._ids[index]
+
     def __getitem__(self, index: int) -> Sample:
+        return self.read(index)
+
+    def read(self, index: int, image: np.ndarray | None = None) -> Sample:
+        """Every reader's sample of image ``index``; the image file is decoded once."""
         names = list(self.parts)
-        first = self.parts[names[0]][index]
+        first = self.parts[names[0]].read(index, image)
         parts = {names[0]: first}
         for name in names[1:]:
             j = self._index[name].get(self._ids[index])
-            parts[name] = self.parts[name][j] if j is not None else _no_objects(first)
+            parts[name] = self.parts[name].read(j, first.image) if j is not None else _no_objects(first)
         return Sample(
             first.image,
             first.image_id,
@@ -84,17 +91,6 @@ class CompositeSource:
             path=first.path,
             parts=parts,
         )
-
-
-def _image_id(source: SampleSource, index: int) -> Any:
-    """Image id of item ``index`` without decoding the image when the reader lists them."""
-    images = getattr(source, "images", None)  # COCO readers keep their image records
-    if isinstance(images, list) and index < len(images) and isinstance(images[index], dict):
-        return images[index]["id"]
-    ids = getattr(source, "ids", None)  # KITTI readers keep frame ids
-    if ids is not None:
-        return ids[index]
-    return source[index].image_id
 
 
 def _no_objects(like: Sample) -> Sample:

@@ -21,7 +21,11 @@ from .types import BatchMeta, OutputGeometry, Predictions, Sample
 
 @runtime_checkable
 class SampleSource(Protocol):
-    """A readable dataset split: random access to Samples plus what its evaluator needs."""
+    """A readable dataset split: random access to Samples plus what its evaluator needs.
+
+    ``read(index, image)`` takes an image another reader already decoded (composite tasks read
+    each image once); ``image_id(index)`` names an item without reading it.
+    """
 
     classes: tuple[str, ...]
     root: Path
@@ -29,6 +33,10 @@ class SampleSource(Protocol):
     def __len__(self) -> int: ...
 
     def __getitem__(self, index: int) -> Sample: ...
+
+    def image_id(self, index: int) -> Any: ...
+
+    def read(self, index: int, image: np.ndarray | None = None) -> Sample: ...
 
 
 @runtime_checkable

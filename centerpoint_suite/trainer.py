@@ -132,6 +132,12 @@ class ShardSource:
     def __getitem__(self, i: int):
         return self.base[self.indices[i]]
 
+    def image_id(self, i: int):
+        return self.base.image_id(self.indices[i])
+
+    def read(self, i: int, image=None):
+        return self.base.read(self.indices[i], image)
+
     def __getattr__(self, name: str):
         return getattr(self.base, name)
 

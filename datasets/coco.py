@@ -301,10 +301,18 @@ class CocoSource:
     def image_path(self, index: int) -> Path:
         return self.image_dir / self.images[index]["file_name"]
 
+    def image_id(self, index: int) -> int:
+        """Id of image ``index`` (no file read)."""
+        return self.images[index]["id"]
+
     def __getitem__(self, index: int) -> Sample:
+        return self.read(index)
+
+    def read(self, index: int, image: np.ndarray | None = None) -> Sample:
+        """Sample ``index``; ``image``: the already decoded image file (another reader of the same image)."""
         info = self.images[index]
         path = self.image_path(index)
-        image = read_image(path)
+        image = read_image(path) if image is None else image
         anns = self.annotations[info["id"]]
         cat_index = {cid: i for i, cid in enumerate(self.cat_ids)}
         n = len(anns)

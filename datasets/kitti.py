@@ -421,12 +421,20 @@ class KittiSource:
                 cls[rows] = self._index[NEIGHBOUR_CLASSES[name]]
         return keep, cls, ignore
 
+    def image_id(self, index: int) -> str:
+        """Frame id of item ``index`` (no file read)."""
+        return self.ids[index]
+
     def __getitem__(self, index: int) -> Sample:
+        return self.read(index)
+
+    def read(self, index: int, image: np.ndarray | None = None) -> Sample:
+        """Sample ``index``; ``image``: the already decoded image file (another reader of the same image)."""
         if not 0 <= index < len(self.ids):
             raise IndexError(index)
         frame = self.ids[index]
         image_path = self.image_dir / f"{frame}.png"
-        image = read_image(image_path)
+        image = read_image(image_path) if image is None else image
         objects = self.objects(index)
         keep, cls, ignore = self.map_classes(objects.type)
         objects = objects.select(keep)
