@@ -199,7 +199,10 @@ def _check_annotation(path: Path, k: int, ann: object, joints_of: dict[int, int]
     kps = ann.get("keypoints")
     if num_joints and kps:  # absent / empty keypoints: none labelled
         if _numbers(kps, 3 * num_joints) is None:
-            got = len(kps) if isinstance(kps, list) else type(kps).__name__
+            if isinstance(kps, list) and len(kps) == 3 * num_joints:
+                got = "a NaN, infinite or non-numeric value"
+            else:
+                got = f"{len(kps)} values" if isinstance(kps, list) else f"a {type(kps).__name__}"
             raise DataError(
                 f"{path}: {name}: 'keypoints' must be {3 * num_joints} finite numbers "
                 f"(x, y, v for {num_joints} joints), got {got}"
