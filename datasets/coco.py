@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -141,14 +142,18 @@ def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _numbers(values: object, n: int | None) -> np.ndarray | None:
-    """``values`` as float64 when it is a list of ``n`` finite numbers, else None."""
-    if not isinstance(values, list) or (n is not None and len(values) != n):
-        return None
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return None
-    arr = np.asarray(values, np.float64)
-    return arr if np.isfinite(arr).all() else None
+def _finite_numbers(values: object, n: int) -> bool:
+    """True when ``values`` is a list of ``n`` finite json numbers (int or float, not bool)."""
+    if type(values) is not list or len(values) != n:
+        return False
+    for v in values:
+        t = type(v)
+        if t is float:
+            if not math.isfinite(v):
+                return False
+        elif t is not int:
+            return False
+    return True
 
 
 def _check_categories(path: Path, cats: list) -> list[dict]:
@@ -191,15 +196,18 @@ def _check_annotation(path: Path, k: int, ann: object, joints_of: dict[int, int]
             f"{path}: {name}: unknown category id {ann['category_id']} (the file lists {sorted(joints_of)})"
         )
     num_joints = joints_of[ann["category_id"]]
-    box = _numbers(ann.get("bbox"), 4)
-    if box is None:
+    box = ann.get("bbox")
+    if not _finite_numbers(box, 4):
         raise DataError(f"{path}: {name}: 'bbox' must be 4 finite numbers [x, y, w, h], got {_short(ann.get('bbox'))}")
     if box[2] < 0 or box[3] < 0:
         raise DataError(f"{path}: {name}: negative box width or height {_short(ann['bbox'])}")
     kps = ann.get("keypoints")
     if num_joints and kps:  # absent / empty keypoints: none labelled
-        if _numbers(kps, 3 * num_joints) is None:
-            got = len(kps) if isinstance(kps, list) else type(kps).__name__
+        if not _finite_numbers(kps, 3 * num_joints):
+            if isinstance(kps, list) and len(kps) == 3 * num_joints:
+                got = "a NaN, infinite or non-numeric value"
+            else:
+                got = f"{len(kps)} values" if isinstance(kps, list) else f"a {type(kps).__name__}"
             raise DataError(
                 f"{path}: {name}: 'keypoints' must be {3 * num_joints} finite numbers "
                 f"(x, y, v for {num_joints} joints), got {got}"

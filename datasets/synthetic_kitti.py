@@ -491,7 +491,10 @@ def generate_kitti(root: Path, num_train: int = 1600, num_val: int = 200, seed: 
 
     Frames 000000 .. num_train - 1 form ImageSets/train.txt, the next num_val val.txt.
     Reused as is when ``root/DONE`` records the same parameters. ``workers`` processes render
-    in parallel (the frames do not depend on it).
+    in parallel (the frames do not depend on it); they are started with ``spawn`` (forking a
+    process that imported torch can deadlock), so a script calling this with more than 50
+    frames and ``workers > 1`` needs the usual ``if __name__ == "__main__":`` guard.
+    Safe to call from several processes at once (see ``synthetic_common``).
     """
     root = Path(root)
     params = {

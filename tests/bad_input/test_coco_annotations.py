@@ -57,11 +57,22 @@ def test_empty_or_truncated_json(coco, cli, text, message) -> None:
     assert res.error.startswith(f"{path}") and message in res.error
 
 
-@pytest.mark.parametrize("keypoints", [[10, 10, 2] * 2, [10, 10, 2] * 4, [10, "x", 2] * 3, [10, float("nan"), 2] * 3])
-def test_keypoints_of_wrong_length_or_type(coco, cli, keypoints) -> None:
+@pytest.mark.parametrize(
+    ("keypoints", "got"),
+    [
+        ([10, 10, 2] * 2, "6 values"),
+        ([10, 10, 2] * 4, "12 values"),
+        ([10, "x", 2] * 3, "a NaN, infinite or non-numeric value"),
+        ([10, float("nan"), 2] * 3, "a NaN, infinite or non-numeric value"),
+        ({"x": 1}, "a dict"),
+    ],
+    ids=["short", "long", "string", "nan", "dict"],
+)
+def test_keypoints_of_wrong_length_or_type(coco, cli, keypoints, got) -> None:
     path = coco(kind="person_keypoints", categories=PERSON, annotations=[ann(keypoints=keypoints, num_keypoints=2)])
     res = cli("oracle", "--task", "pose2d", "--data", path.parents[1], "--split", "val")
-    assert res.error.startswith(f"{path}: annotation id 7: 'keypoints' must be 9 finite numbers (x, y, v for 3 joints)")
+    expected = f"{path}: annotation id 7: 'keypoints' must be 9 finite numbers (x, y, v for 3 joints), got {got}"
+    assert res.error == expected
 
 
 def test_good_keypoints_and_missing_keypoints_read(coco) -> None:

@@ -106,12 +106,19 @@ def test_camera_that_does_not_exist(cli, checkpoint, tmp_path) -> None:
     assert res.error == "--camera 97: cannot open the camera"
 
 
-def test_worker_error_keeps_the_whole_message() -> None:
+@pytest.mark.parametrize(
+    "message",
+    [
+        "/data/a: b.json: annotation id 3: 'bbox' must be 4 finite numbers [x, y, w, h], got [1, 2]",
+        "/data/c.py:4: error while loading config: SyntaxError: invalid syntax\n    x = (\n        ^",
+    ],
+    ids=["one-line", "several-lines"],
+)
+def test_worker_error_keeps_the_whole_message(message) -> None:
     from torch._utils import ExceptionWrapper
 
     from centerpoint_suite.cli.main import worker_message
 
-    message = "/data/a: b.json: annotation id 3: 'bbox' must be 4 finite numbers [x, y, w, h], got [1, 2]"
     try:
         raise DataError(message)
     except DataError:
