@@ -40,7 +40,11 @@ def detections_to_json(pred: Predictions, classes: tuple[str, ...]) -> list[dict
             "class": classes[cls] if cls < len(classes) else cls,
         }
         for k, v in pred.extras.items():
-            d[k] = np.round(np.asarray(v[i], dtype=np.float64), 3).tolist()
+            value = np.asarray(v[i])
+            if np.issubdtype(value.dtype, np.integer):
+                d[k] = value.tolist()
+            elif not np.isnan(value).all():  # composite tasks: another task's field is NaN here
+                d[k] = np.round(value.astype(np.float64), 3).tolist()
         out.append(d)
     return out
 

@@ -144,5 +144,8 @@ def test_train_eval_predict_a_composite_from_the_cli(coco_mini, tmp_path):
     image = sorted((coco_mini / "val2017").iterdir())[0]
     run("predict", "--checkpoint", out / "last.pth", image, "--out", tmp_path / "pred", "--threshold", "0.0")
     dets = json.loads((tmp_path / "pred" / "detections.json").read_text())["images"][0]["detections"]
-    assert dets and {"box", "score", "class"} <= set(dets[0])
+    assert dets and all({"box", "score", "class", "task"} <= set(d) for d in dets)
+    people = [d for d in dets if d["task"] == 1]  # pose2d's detections carry joints, boxes2d's none
+    assert people and all(len(d["keypoints"]) == 17 for d in people)
+    assert all("keypoints" not in d for d in dets if d["task"] == 0)
     assert (tmp_path / "pred" / f"{image.stem}_pred.jpg").is_file()
