@@ -104,8 +104,8 @@ class Predictor:
         images: ``predict_samples`` or ``predict_scales``)."""
         if self.multi_scale:
             raise UserError(
-                f"test scales {','.join(map(str, self.scales))}: multi-scale prediction needs the original "
-                "images (Predictor.predict_samples), not one prepared batch"
+                f"test scales {','.join(map(str, self.scales))}: this caller passes one prepared batch, but "
+                "multi-scale prediction needs the original images (Predictor.predict_samples)"
             )
         return self._decode(batch)
 
