@@ -286,6 +286,11 @@ class Composite(Task):
         sub.extras = extras
         return sub
 
+    def merges_scales(self) -> bool:
+        """Across test scales a composite merges per class of ``classes`` (each task's classes are
+        distinct there), every extra (joints, task index) following its box."""
+        return all(t.merges_scales() for t in self.tasks)
+
     def merge_flip(self, preds: dict[str, Tensor], flipped: dict[str, Tensor]) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}
         for t in self.tasks:

@@ -81,10 +81,22 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TestConfig:
+    """k: detections per image. scales: test scales (several: multi-scale testing, see
+    ``multiscale``), whose detections are merged by ``merge``: "soft_nms_gaussian" (the
+    original's), "soft_nms_linear" or "nms", with IoU threshold ``nms_iou`` (linear / nms),
+    gaussian ``soft_nms_sigma``, drop under ``nms_score_threshold``, and the original's
+    pixel-inclusive box areas when ``nms_plus_one``. score_threshold: for drawing."""
+
     k: int = 100
     flip_test: bool = False
     batch_size: int = 8
     score_threshold: float = 0.3
+    scales: tuple[float, ...] = (1.0,)
+    merge: str = "soft_nms_gaussian"
+    nms_iou: float = 0.5
+    soft_nms_sigma: float = 0.5
+    nms_score_threshold: float = 0.001
+    nms_plus_one: bool = False
 
 
 @dataclass(frozen=True)

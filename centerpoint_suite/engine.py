@@ -1,4 +1,4 @@
-"""Building a model from an experiment, batched inference (with flip test), the oracle."""
+"""Building a model from an experiment, batched inference (flip test, multi-scale), the oracle."""
 
 from __future__ import annotations
 
@@ -8,14 +8,24 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from .config import Experiment
-from .data import Batch, EvalDataset, collate
+from .config import Experiment, TestConfig
+from .data import Batch, EvalDataset, Item, collate
 from .errors import UserError
 from .models import build_network
+from .multiscale import (
+    MultiScaleEvalDataset,
+    check_scales,
+    check_task_scales,
+    collate_scales,
+    merge_scales,
+    ordered_scales,
+    prepare_scaled,
+)
+from .nms import MergeSettings
 from .progress import Progress
 from .task import SampleSource, Task
 from .transforms import EvalResize, Normalization, get_normalization, normalize_batch
-from .types import Predictions
+from .types import Predictions, Sample
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +57,12 @@ def eval_resize(exp: Experiment) -> EvalResize:
 
 
 class Predictor:
-    """Model + task + pre-processing: batches of warped uint8 images -> Predictions."""
+    """Model + task + pre-processing: warped uint8 images -> Predictions.
+
+    scales: test scales (see ``multiscale``); with more than one, every image runs at each
+    scale (flip test included), each scale's images as one batch, and the detections of all
+    scales are merged by ``merge`` (soft-NMS / NMS per class), keeping the ``k`` best.
+    """
 
     def __init__(
         self,
@@ -58,12 +73,21 @@ class Predictor:
         k: int = 100,
         flip_test: bool = False,
         channels_last: bool = True,
+        scales: tuple[float, ...] = (1.0,),
+        merge: MergeSettings = MergeSettings(),
     ) -> None:
+        check_scales(scales)
+        check_task_scales(task, scales)
         self.model = model.eval().to(device)
         self.channels_last = channels_last and device.type == "cpu"
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.task, self.norm, self.device, self.k, self.flip_test = task, norm, device, k, flip_test
+        self.scales, self.merge = ordered_scales(scales), merge
+
+    @property
+    def multi_scale(self) -> bool:
+        return len(self.scales) > 1
 
     @torch.no_grad()
     def raw_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -76,30 +100,66 @@ class Predictor:
         return self.task.merge_flip({k: v[:b] for k, v in out.items()}, {k: v[b:] for k, v in out.items()})
 
     def predict_batch(self, batch: Batch) -> list[Predictions]:
+        """One prepared batch -> Predictions (single scale; several scales need the original
+        images: ``predict_samples`` or ``predict_scales``)."""
+        if self.multi_scale:
+            raise UserError(
+                f"test scales {','.join(map(str, self.scales))}: this caller passes one prepared batch, but "
+                "multi-scale prediction needs the original images (Predictor.predict_samples)"
+            )
+        return self._decode(batch)
+
+    def _decode(self, batch: Batch) -> list[Predictions]:
         return self.task.decode(self.raw_maps(batch.images), batch.meta, self.k)
+
+    def predict_scales(self, batches: list[Batch]) -> list[Predictions]:
+        """The same images at each of ``self.scales`` (one Batch per scale, that order) -> merged."""
+        return merge_scales([self._decode(b) for b in batches], self.merge, self.k)
+
+    def predict_samples(self, samples: list[Sample], resize: EvalResize) -> list[Predictions]:
+        """Samples (original images) -> Predictions, at every test scale (keep_res: one by one)."""
+        if resize.mode == "keep_res" and len(samples) > 1:
+            return [p for s in samples for p in self.predict_samples([s], resize)]
+        batches = collate_scales([[prepare_scaled(s, self.task, resize, sc) for sc in self.scales] for s in samples])
+        return self.predict_scales(batches) if self.multi_scale else self._decode(batches[0])
 
     def predict_source(
         self, source: SampleSource, resize: EvalResize, batch_size: int, workers: int
     ) -> list[Predictions]:
-        loader = make_eval_loader(source, self.task, resize, batch_size, workers)
+        loader = make_eval_loader(source, self.task, resize, batch_size, workers, scales=self.scales)
         out: list[Predictions] = []
         for batch in Progress(loader, "predict"):
-            out.extend(self.predict_batch(batch))
+            out.extend(self.predict_scales(batch) if self.multi_scale else self._decode(batch))
         return out
 
 
 def make_eval_loader(
-    source: SampleSource, task: Task, resize: EvalResize, batch_size: int, workers: int, with_targets: bool = False
+    source: SampleSource,
+    task: Task,
+    resize: EvalResize,
+    batch_size: int,
+    workers: int,
+    with_targets: bool = False,
+    scales: tuple[float, ...] = (1.0,),
 ) -> DataLoader:
+    """Batches of one scale; with several ``scales``, each loader item is a list of Batches,
+    one per scale (in ``scales`` order) of the same images."""
     if resize.mode == "keep_res":
         batch_size = 1  # every image has its own padded size
-    return DataLoader(
-        EvalDataset(source, task, resize, with_targets),
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=workers,
-        collate_fn=collate,
-    )
+    if tuple(scales) == (1.0,):
+        dataset, collate_fn = EvalDataset(source, task, resize, with_targets), collate
+    else:
+        dataset = MultiScaleEvalDataset(source, task, resize, scales, with_targets)
+        collate_fn = collate_scales if len(scales) > 1 else _collate_one_scale
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_fn)
+
+
+def _collate_one_scale(items: list[list[Item]]) -> Batch:
+    return collate_scales(items)[0]
+
+
+def merge_settings(test: TestConfig) -> MergeSettings:
+    return MergeSettings(test.merge, test.nms_iou, test.soft_nms_sigma, test.nms_score_threshold, test.nms_plus_one)
 
 
 def predictor_from_experiment(exp: Experiment, model: torch.nn.Module, device: torch.device) -> Predictor:
@@ -111,15 +171,33 @@ def predictor_from_experiment(exp: Experiment, model: torch.nn.Module, device: t
         exp.test.k,
         exp.test.flip_test,
         exp.model.channels_last,
+        tuple(exp.test.scales),
+        merge_settings(exp.test),
     )
 
 
-def run_oracle(task: Task, source: SampleSource, resize: EvalResize, k: int, workers: int = 0) -> list[Predictions]:
-    """Encode the ground truth into target maps and decode them as if predicted."""
-    loader = make_eval_loader(source, task, resize, 8, workers, with_targets=True)
+def run_oracle(
+    task: Task,
+    source: SampleSource,
+    resize: EvalResize,
+    k: int,
+    workers: int = 0,
+    scales: tuple[float, ...] = (1.0,),
+    merge: MergeSettings = MergeSettings(),
+) -> list[Predictions]:
+    """Encode the ground truth into target maps and decode them as if predicted; with several
+    ``scales``, encode and decode at each and merge exactly as predictions are merged."""
+    check_scales(scales)
+    check_task_scales(task, scales)
+    scales = ordered_scales(scales)
+    loader = make_eval_loader(source, task, resize, 8, workers, with_targets=True, scales=scales)
     out: list[Predictions] = []
     for batch in Progress(loader, "oracle"):
-        out.extend(task.decode(task.oracle_maps(batch.targets), batch.meta, k))
+        if len(scales) > 1:
+            per_scale = [task.decode(task.oracle_maps(b.targets), b.meta, k) for b in batch]
+            out.extend(merge_scales(per_scale, merge, k))
+        else:
+            out.extend(task.decode(task.oracle_maps(batch.targets), batch.meta, k))
     return out
 
 

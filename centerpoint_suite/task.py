@@ -112,6 +112,12 @@ class Task(Protocol):
     def oracle_maps(self, targets: dict[str, Tensor]) -> dict[str, Tensor]:
         """Targets rewritten as the raw maps a perfect network would output."""
 
+    def merges_scales(self) -> bool:
+        """True: detections of several test scales merge by soft-NMS / NMS on their 2D boxes,
+        per class, every per-detection extra following its box (multi-scale testing).
+        False: multi-scale testing is refused for this task."""
+        return False
+
     # -- results ---------------------------------------------------------------------------
     def evaluate(self, source: SampleSource, predictions: list[Predictions], out_dir: Path | None) -> dict[str, float]:
         """Score predictions against the ground truth of ``source``; flat metric keys."""

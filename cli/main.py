@@ -126,6 +126,45 @@ def _data_root(exp, data: Path | None) -> Path:
     return root
 
 
+MERGE_CHOICE = click.Choice(["soft_nms_gaussian", "soft_nms_linear", "nms"])
+
+
+def scale_options(fn):
+    """``--test-scales`` and ``--merge`` (multi-scale testing) for eval, oracle and predict."""
+    fn = click.option(
+        "--merge",
+        type=MERGE_CHOICE,
+        default=None,
+        help="How detections of several scales merge [test.merge: soft_nms_gaussian].",
+    )(fn)
+    return click.option(
+        "--test-scales",
+        "test_scales",
+        default=None,
+        help="Comma-separated test scales, e.g. 0.5,0.75,1,1.25,1.5 [test.scales: 1].",
+    )(fn)
+
+
+def _with_test_options(exp, flip_test: bool = False, test_scales: str | None = None, merge: str | None = None):
+    """The experiment with the command line's test-time options applied."""
+    from dataclasses import replace
+
+    from centerpoint_suite.engine import merge_settings
+    from centerpoint_suite.multiscale import check_scales, check_task_scales, parse_scales
+
+    test = exp.test
+    if flip_test:
+        test = replace(test, flip_test=True)
+    if test_scales is not None:
+        test = replace(test, scales=parse_scales(test_scales))
+    if merge is not None:
+        test = replace(test, merge=merge)
+    check_scales(test.scales, "test.scales")
+    check_task_scales(exp.task, test.scales)
+    merge_settings(test)  # an unknown test.merge fails here, before any data is read
+    return replace(exp, test=test)
+
+
 @main.command()
 @click.option("--task", "task_name", type=TASK_CHOICE, help="Task to train (its built-in config).")
 @click.option("--config", type=str, help="Experiment file (path or name in configs/).")
@@ -250,18 +289,18 @@ def _load_for_inference(checkpoint, weights, arch, task_name, device, set_overri
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write metrics here.")
 @click.option("--out", type=click.Path(path_type=Path), help="Also write result files here.")
 @click.option("--flip-test", is_flag=True, help="Average with the mirrored image.")
+@scale_options
 @click.option("--set", "overrides", multiple=True)
 @click.option("--device", default=None)
 @user_errors
-def eval_cmd(checkpoint, weights, arch, task_name, data, split, json_path, out, flip_test, overrides, device) -> None:
+def eval_cmd(
+    checkpoint, weights, arch, task_name, data, split, json_path, out, flip_test, test_scales, merge, overrides, device
+) -> None:
     """Evaluate a checkpoint on a dataset split with the field's own metric."""
-    from dataclasses import replace
-
     from centerpoint_suite.engine import eval_resize, predictor_from_experiment
 
     exp, model, dev = _load_for_inference(checkpoint, weights, arch, task_name, device, overrides)
-    if flip_test:
-        exp = replace(exp, test=replace(exp.test, flip_test=True))
+    exp = _with_test_options(exp, flip_test, test_scales, merge)
     root = data or (Path(exp.data.root) if exp.data.root else None)
     if root is None:
         raise UserError("--data DIR is required (the checkpoint records no dataset)")
@@ -284,21 +323,26 @@ def eval_cmd(checkpoint, weights, arch, task_name, data, split, json_path, out, 
 @click.option("--set", "overrides", multiple=True)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write metrics here.")
 @click.option("--out", type=click.Path(path_type=Path), help="Also write result files here.")
+@scale_options
 @user_errors
-def oracle(task_name, data, split, config, overrides, json_path, out) -> None:
+def oracle(task_name, data, split, config, overrides, json_path, out, test_scales, merge) -> None:
     """Encode the ground truth as target maps, decode them as predictions, evaluate.
 
     The ceiling any network can reach with this encoding: every point lost here is lost by
     the representation (two centres in one cell, clipped boxes, ...), not by learning.
     """
-    from centerpoint_suite.engine import eval_resize, run_oracle
+    from centerpoint_suite.engine import eval_resize, merge_settings, run_oracle
     from centerpoint_suite.trainer import for_source
 
-    exp = _experiment(task_name, config, overrides, real_data=data is not None)
+    exp = _with_test_options(
+        _experiment(task_name, config, overrides, real_data=data is not None), False, test_scales, merge
+    )
     root = _data_root(exp, data)
     source = exp.task.open_dataset(root, split if split is not None else (None if data else exp.data.val_split))
     exp = for_source(exp, source)
-    preds = run_oracle(exp.task, source, eval_resize(exp), exp.test.k)
+    preds = run_oracle(
+        exp.task, source, eval_resize(exp), exp.test.k, scales=exp.test.scales, merge=merge_settings(exp.test)
+    )
     metrics = exp.task.evaluate(source, preds, out)
     _print_metrics(metrics)
     _write_json(metrics, json_path)
@@ -317,6 +361,7 @@ def oracle(task_name, data, split, config, overrides, json_path, out) -> None:
 @click.option("--show", is_flag=True, help="Also show frames in a window (needs a display).")
 @click.option("--calib", type=click.Path(path_type=Path), help="KITTI calib file for mono3d.")
 @click.option("--flip-test", is_flag=True)
+@scale_options
 @click.option("--set", "overrides", multiple=True)
 @click.option("--device", default=None)
 @user_errors
@@ -333,18 +378,17 @@ def predict(
     show,
     calib,
     flip_test,
+    test_scales,
+    merge,
     overrides,
     device,
 ) -> None:
     """Run a model on images, folders, videos or a camera; write annotated files + detections JSON."""
-    from dataclasses import replace
-
     from centerpoint_suite.demo import run_demo
     from centerpoint_suite.engine import predictor_from_experiment
 
     exp, model, dev = _load_for_inference(checkpoint, weights, arch, task_name, device, overrides)
-    if flip_test:
-        exp = replace(exp, test=replace(exp.test, flip_test=True))
+    exp = _with_test_options(exp, flip_test, test_scales, merge)
     if not inputs and camera is None:
         raise UserError("give input images / folders / videos, or --camera N")
     predictor = predictor_from_experiment(exp, model, dev)

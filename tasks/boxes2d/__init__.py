@@ -76,6 +76,10 @@ class Boxes2D(Task):
             "offset": preds["offset"],
         }
 
+    def merges_scales(self) -> bool:
+        """Multi-scale testing merges boxes by (soft-)NMS per class."""
+        return True
+
     def oracle_maps(self, targets: dict[str, Tensor]) -> dict[str, Tensor]:
         hw = tuple(targets["heatmap"].shape[-2:])
         inds, mask = targets["indices"], targets["mask"]

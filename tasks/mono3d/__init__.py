@@ -142,6 +142,11 @@ class Mono3D(Task):
             "offset": preds["offset"],
         }
 
+    def merges_scales(self) -> bool:
+        """No multi-scale testing: a zoom changes the apparent size the depth head reads, and 3D boxes
+        have no merge rule here."""
+        return False
+
     def oracle_maps(self, targets: dict[str, Tensor]) -> dict[str, Tensor]:
         hw = tuple(targets["heatmap"].shape[-2:])
         inds, mask = targets["indices"], targets["mask"]

@@ -141,6 +141,10 @@ class Pose2D(Task):
             "joint_offset": preds["joint_offset"],
         }
 
+    def merges_scales(self) -> bool:
+        """Multi-scale testing merges people by their boxes; the joints follow the kept box."""
+        return True
+
     def oracle_maps(self, targets: dict[str, Tensor]) -> dict[str, Tensor]:
         """Targets as raw maps. With the shared joint offset, joints of one cell keep one value."""
         hw = tuple(targets["heatmap"].shape[-2:])
