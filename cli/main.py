@@ -257,7 +257,7 @@ def _load_for_inference(checkpoint, weights, arch, task_name, device, set_overri
     """(experiment, model, device) from our checkpoint, or from an original CenterNet checkpoint."""
     from dataclasses import replace
 
-    from centerpoint_suite.checkpoint import load_checkpoint
+    from centerpoint_suite.checkpoint import load_checkpoint, load_weights
     from centerpoint_suite.config import apply_overrides
     from centerpoint_suite.engine import build_model, resolve_device
 
@@ -265,7 +265,7 @@ def _load_for_inference(checkpoint, weights, arch, task_name, device, set_overri
         exp, payload = load_checkpoint(checkpoint)
         exp = apply_overrides(exp, set_overrides)
         model = build_model(replace(exp, model=replace(exp.model, weights=None, pretrained=False)))
-        model.load_state_dict(payload["model"])
+        load_weights(model, payload["model"], checkpoint)
     elif weights is not None:
         if not arch or not task_name:
             raise UserError("--weights needs --arch and --task (e.g. --arch dla34 --task boxes2d)")

@@ -205,3 +205,8 @@ def test_bench_prints_ratios():
     out = run("bench", "--repeat", "1", "--arch", "small").output
     assert "speed-up" in out and "box heatmap targets" in out
     assert torch.is_grad_enabled()  # the bench must not leave autograd switched off
+
+
+def test_checkpoint_of_another_network_is_named(trained):
+    res = run("eval", "--checkpoint", trained / "last.pth", "--set", "model.arch=res18", ok=False)
+    assert res.exit_code == 1 and "weights do not fit this network" in res.output and "Traceback" not in res.output
