@@ -7,7 +7,9 @@ Clothes get random colours contrasting with the background; left limbs are a lig
 right limbs a darker shade of them, a cue that keeps left/right learnable. Pose (arm and
 leg angles, elbow and knee bends, foreshortening, lean, head tilt and turn), height
 (48 px .. 0.9 x image height, uniform in its square root), position and the number of
-people (1-4) are random; nearer (taller) figures occlude farther ones.
+people (1-4) are random; nearer (taller) figures occlude farther ones. ``place_person``
+draws one figure onto a ``Canvas`` (``synthetic_canvas``); the mixed scenes generator
+(``synthetic_scenes``) uses it with shapes on the same canvas.
 
 Annotation conventions (COCO keypoints):
 - ``keypoints`` [x, y, v] * 17 in image pixels (pixel centres at integers); v = 2 visible,

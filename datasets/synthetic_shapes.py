@@ -16,6 +16,9 @@ Annotation conventions (as COCO):
   the whole shape); an object under 30% visible is never annotated. So every annotated
   shape stays recognisable.
 
+``place_shape`` draws one shape onto a ``Canvas`` (``synthetic_canvas``); the mixed
+scenes generator (``synthetic_scenes``) uses it with people on the same canvas.
+
 Usage::
 
     root = generate_shapes(Path("data/shapes"))       # ~10 s for 2000 + 200 images
