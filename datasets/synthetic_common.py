@@ -344,6 +344,61 @@ def write_coco_json(
     atomic_write_text(path, json.dumps(data, separators=(",", ":")))  # one-shot: the fast C encoder
 
 
+def generate_coco_files(
+    root: Path,
+    params: dict,
+    splits: dict[str, int],
+    render: Callable[[np.random.Generator, int, int], tuple[np.ndarray, list[dict[str, dict]]]],
+    image_hw: Callable[[np.random.Generator], tuple[int, int]],
+    categories: dict[str, list[dict]],
+    description: str,
+) -> Path:
+    """Drive a generator writing one or several annotation files per split: reuse a complete
+    ``root``, else clean it and write every split.
+
+    params:     everything that determines the output (recorded in ``root/DONE``).
+    splits:     split name -> number of images.
+    image_hw:   draws (height, width) of one image from its generator.
+    render:     (rng, height, width) -> (image (H, W, 3) uint8, objects); an object maps an
+                annotation kind to its annotation dict (without ``id``/``image_id``) in the file of
+                that kind. An object gets one id, the same in every file it appears in. Called
+                with the same rng right after ``image_hw``.
+    categories: annotation kind (file prefix: ``instances``, ``person_keypoints``) -> its
+                categories; one ``annotations/<kind>_<split>.json`` per kind and split.
+    """
+    root = Path(root)
+    if is_complete(root, params):
+        return root
+    with generation_lock(root):
+        if is_complete(root, params):  # another process generated it while we waited
+            return root
+        ann_files = [f"annotations/{kind}_{s}.json" for s in splits for kind in categories]
+        clean_outputs(root, ann_files, list(splits))
+        with staging_folder(root) as stage:
+            for split, count in splits.items():
+                folder = stage / split
+                folder.mkdir(parents=True)
+                images: list[dict] = []
+                anns: dict[str, list[dict]] = {kind: [] for kind in categories}
+                next_id = 1
+                for i in range(int(count)):
+                    rng = image_rng(params["seed"], split, i)
+                    h, w = image_hw(rng)
+                    img, objs = render(rng, h, w)
+                    name = image_name(i)
+                    write_image(folder / name, img)
+                    images.append({"id": i + 1, "file_name": name, "width": w, "height": h})
+                    for obj in objs:
+                        for kind, ann in obj.items():
+                            anns[kind].append({"id": next_id, "image_id": i + 1, **ann})
+                        next_id += 1
+                for kind, cats in categories.items():
+                    path = stage / "annotations" / f"{kind}_{split}.json"
+                    write_coco_json(path, images, anns[kind], cats, description)
+            publish(stage, root, [*splits, *ann_files], params)
+    return root
+
+
 def generate_coco_folder(
     root: Path,
     params: dict,
@@ -354,37 +409,15 @@ def generate_coco_folder(
     categories: list[dict],
     description: str,
 ) -> Path:
-    """Drive a generator: reuse a complete ``root``, else clean it and write every split.
+    """:func:`generate_coco_files` for a generator writing one annotation file per split.
 
-    params:     everything that determines the output (recorded in ``root/DONE``).
-    kind:       annotation file prefix (``instances`` or ``person_keypoints``).
-    splits:     split name -> number of images.
-    image_hw:   draws (height, width) of one image from its generator.
-    render:     (rng, height, width) -> (image (H, W, 3) uint8, annotation dicts without
-                ``id``/``image_id``); called with the same rng right after ``image_hw``.
+    kind:   annotation file prefix (``instances`` or ``person_keypoints``).
+    render: (rng, height, width) -> (image (H, W, 3) uint8, annotation dicts without
+            ``id``/``image_id``).
     """
-    root = Path(root)
-    if is_complete(root, params):
-        return root
-    with generation_lock(root):
-        if is_complete(root, params):  # another process generated it while we waited
-            return root
-        ann_files = [f"annotations/{kind}_{s}.json" for s in splits]
-        clean_outputs(root, ann_files, list(splits))
-        with staging_folder(root) as stage:
-            for split, count in splits.items():
-                folder = stage / split
-                folder.mkdir(parents=True)
-                images, anns = [], []
-                for i in range(int(count)):
-                    rng = image_rng(params["seed"], split, i)
-                    h, w = image_hw(rng)
-                    img, objs = render(rng, h, w)
-                    name = image_name(i)
-                    write_image(folder / name, img)
-                    images.append({"id": i + 1, "file_name": name, "width": w, "height": h})
-                    for obj in objs:
-                        anns.append({"id": len(anns) + 1, "image_id": i + 1, **obj})
-                write_coco_json(stage / "annotations" / f"{kind}_{split}.json", images, anns, categories, description)
-            publish(stage, root, [*splits, *ann_files], params)
-    return root
+
+    def render_one(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, list[dict[str, dict]]]:
+        img, objs = render(rng, h, w)
+        return img, [{kind: obj} for obj in objs]
+
+    return generate_coco_files(root, params, splits, render_one, image_hw, {kind: categories}, description)

@@ -7,7 +7,9 @@ Clothes get random colours contrasting with the background; left limbs are a lig
 right limbs a darker shade of them, a cue that keeps left/right learnable. Pose (arm and
 leg angles, elbow and knee bends, foreshortening, lean, head tilt and turn), height
 (48 px .. 0.9 x image height, uniform in its square root), position and the number of
-people (1-4) are random; nearer (taller) figures occlude farther ones.
+people (1-4) are random; nearer (taller) figures occlude farther ones. ``place_person``
+draws one figure onto a ``Canvas`` (``synthetic_canvas``); the mixed scenes generator
+(``synthetic_scenes``) uses it with shapes on the same canvas.
 
 Annotation conventions (COCO keypoints):
 - ``keypoints`` [x, y, v] * 17 in image pixels (pixel centres at integers); v = 2 visible,
@@ -22,11 +24,13 @@ Annotation conventions (COCO keypoints):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from .synthetic_canvas import Canvas, mask_at
 from .synthetic_common import (
     contrasting_colour,
     generate_coco_folder,
@@ -223,79 +227,102 @@ def _colours(rng: np.random.Generator, avoid: np.ndarray) -> dict:
     return c
 
 
-def _render(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, list[dict]]:
-    """One image (H, W, 3) uint8 BGR and its person annotations (without ids)."""
-    img = textured_background(rng, h, w)
-    label = np.zeros((h, w), np.uint8)  # index + 1 of the figure owning each pixel
-    max_height = max(MIN_HEIGHT + 1, MAX_HEIGHT_FRAC * h)
-    people: list[tuple[np.ndarray, np.ndarray]] = []  # joints (17, 2) px, full in-image mask
-    full: list[int] = []
-    visible: list[int] = []
-    colours: list[np.ndarray] = []
-    scratch = np.zeros((h, w), np.uint8)
-    n = int(rng.integers(1, MAX_PEOPLE + 1))
-    # the nearer (taller) figures are drawn last, in front
-    heights = np.sort(rng.uniform(np.sqrt(MIN_HEIGHT), np.sqrt(max_height), n) ** 2)
-    for height in heights.tolist():
-        for _attempt in range(ATTEMPTS):
-            fig = figure_pose(rng, height)
-            pelvis = rng.uniform((0.05 * w, 0.2 * height), (0.95 * w, h - 0.15 * height))
-            joints = fig["joints"] + pelvis
-            inside = (joints[:, 0] >= 0) & (joints[:, 0] <= w - 1) & (joints[:, 1] >= 0) & (joints[:, 1] <= h - 1)
-            if inside.sum() < MIN_JOINTS_INSIDE:
-                continue
-            scratch[:] = 0
-            _draw(scratch, fig, pelvis, None)
-            mask = scratch.astype(bool)
-            covered = np.bincount(label[mask], minlength=len(people) + 1)[1:]
-            left = np.asarray(visible) - covered
-            if np.any((covered > 0) & (left < MIN_VISIBLE * np.asarray(full))):
-                continue
-            bbox = np.array(cv2.boundingRect(scratch), np.float64)
-            if people and _box_iou(bbox, np.stack([b for _, b in people])).max() > MAX_BOX_IOU:
-                continue
-            ok = True
-            for k in np.flatnonzero(covered):
-                kj, _ = people[k]
-                kv = _visibility(kj, label, k, h, w)
-                px = np.clip(np.round(kj).astype(int), 0, (w - 1, h - 1))
-                hidden_now = (kv == 2) & mask[px[:, 1], px[:, 0]]
-                if (kv == 2).sum() - hidden_now.sum() < MIN_VISIBLE_JOINTS:
-                    ok = False
-                    break
-            if not ok:
-                continue
-            under = img[mask].reshape(-1, 3).mean(0)
-            avoid = np.stack([under] + [colours[k] for k in np.flatnonzero(covered)]).astype(np.float32)
-            cset = _colours(rng, avoid)
-            _draw(img, fig, pelvis, cset)
-            label[mask] = len(people) + 1
-            visible = [int(v) for v in left] + [int(mask.sum())]
-            full.append(int(mask.sum()))
-            colours.append(cset["shirt"].astype(np.float32))
-            people.append((joints, bbox))
-            break
-    anns = []
-    for k, (joints, (bx, by, bw, bh)) in enumerate(people):
-        v = _visibility(joints, label, k, h, w)
-        kp = np.where((v > 0)[:, None], joints, 0.0)
+@dataclass(frozen=True)
+class PersonRecord:
+    """A drawn figure: ``joints`` (17, 2) float64 image px and the ``bbox`` [x, y, w, h] of its whole
+    in-image mask (cv2.boundingRect convention)."""
+
+    joints: np.ndarray
+    bbox: np.ndarray
+
+    def survives(self, canvas: Canvas, k: int, mask: np.ndarray, x0: int, y0: int) -> bool:
+        """True when at least ``MIN_VISIBLE_JOINTS`` of its joints stay visible with ``mask`` in front."""
+        kv = _visibility(self.joints, canvas.label, k, canvas.height, canvas.width)
+        px = np.clip(np.round(self.joints).astype(int), 0, (canvas.width - 1, canvas.height - 1))
+        hidden_now = (kv == 2) & mask_at(mask, x0, y0, px)
+        return (kv == 2).sum() - hidden_now.sum() >= MIN_VISIBLE_JOINTS
+
+    def annotation(self, canvas: Canvas, k: int) -> dict:
+        """COCO person keypoint annotation (see the module docstring for the conventions)."""
+        h, w = canvas.height, canvas.width
+        bx, by, bw, bh = self.bbox
+        v = _visibility(self.joints, canvas.label, k, h, w)
+        kp = np.where((v > 0)[:, None], self.joints, 0.0)
         lab = kp[v > 0]
         x0, y0 = min(bx, np.floor(lab[:, 0].min())), min(by, np.floor(lab[:, 1].min()))
         x1 = max(bx + bw, np.floor(lab[:, 0].max()) + 1)
         y1 = max(by + bh, np.floor(lab[:, 1].max()) + 1)
         kps = np.concatenate([np.round(kp, 2), v[:, None].astype(np.float64)], 1)
-        anns.append(
-            {
-                "category_id": 1,
-                "keypoints": kps.reshape(-1).tolist(),
-                "num_keypoints": int((v > 0).sum()),
-                "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
-                "area": float(visible[k]),
-                "segmentation": mask_polygons(label == k + 1),
-                "iscrowd": 0,
-            }
+        return {
+            "category_id": 1,
+            "keypoints": kps.reshape(-1).tolist(),
+            "num_keypoints": int((v > 0).sum()),
+            "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+            "area": float(canvas.visible[k]),
+            "segmentation": mask_polygons(canvas.label == k + 1),
+            "iscrowd": 0,
+        }
+
+
+def place_person(rng: np.random.Generator, canvas: Canvas, height: float) -> bool:
+    """Draw one random figure ``height`` px tall onto ``canvas``, in front of what is there.
+
+    Up to ``ATTEMPTS`` placements are drawn; one is redrawn when fewer than
+    ``MIN_JOINTS_INSIDE`` joints fall inside the image, when its box overlaps an earlier
+    figure's with IoU > ``MAX_BOX_IOU``, or when it would break the visibility rule of an
+    object already on the canvas. Returns whether a figure was placed.
+    """
+    h, w = canvas.height, canvas.width
+    scratch = np.zeros((h, w), np.uint8)
+    for _attempt in range(ATTEMPTS):
+        fig = figure_pose(rng, height)
+        pelvis = rng.uniform((0.05 * w, 0.2 * height), (0.95 * w, h - 0.15 * height))
+        joints = fig["joints"] + pelvis
+        inside = (joints[:, 0] >= 0) & (joints[:, 0] <= w - 1) & (joints[:, 1] >= 0) & (joints[:, 1] <= h - 1)
+        if inside.sum() < MIN_JOINTS_INSIDE:
+            continue
+        scratch[:] = 0
+        _draw(scratch, fig, pelvis, None)
+        mask = scratch.astype(bool)
+        covered = canvas.covered(mask)
+        if not canvas.keeps_visible(covered, mask):
+            continue
+        bbox = np.array(cv2.boundingRect(scratch), np.float64)
+        earlier = [r.bbox for r in canvas.records if isinstance(r, PersonRecord)]
+        if earlier and _box_iou(bbox, np.stack(earlier)).max() > MAX_BOX_IOU:
+            continue
+        under = canvas.image[mask].reshape(-1, 3).mean(0)
+        avoid = np.stack([under] + [canvas.colours[k] for k in np.flatnonzero(covered)]).astype(np.float32)
+        cset = _colours(rng, avoid)
+        _draw(canvas.image, fig, pelvis, cset)
+        canvas.add(
+            PersonRecord(joints, bbox),
+            mask,
+            0,
+            0,
+            int(mask.sum()),
+            cset["shirt"].astype(np.float32),
+            MIN_VISIBLE,
+            covered,
         )
-    return img, anns
+        return True
+    return False
+
+
+def person_heights(rng: np.random.Generator, n: int, max_height: float) -> list[float]:
+    """``n`` random figure heights, ``MIN_HEIGHT`` .. ``max_height`` px (uniform in the square root),
+    ascending: drawn in this order, the nearer (taller) figures come in front."""
+    return np.sort(rng.uniform(np.sqrt(MIN_HEIGHT), np.sqrt(max_height), n) ** 2).tolist()
+
+
+def _render(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, list[dict]]:
+    """One image (H, W, 3) uint8 BGR and its person annotations (without ids)."""
+    canvas = Canvas(textured_background(rng, h, w))
+    max_height = max(MIN_HEIGHT + 1, MAX_HEIGHT_FRAC * h)
+    n = int(rng.integers(1, MAX_PEOPLE + 1))
+    for height in person_heights(rng, n, max_height):
+        place_person(rng, canvas, height)
+    return canvas.image, [ann for _, ann in canvas.annotations()]
 
 
 def _box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -16,6 +16,9 @@ Annotation conventions (as COCO):
   the whole shape); an object under 30% visible is never annotated. So every annotated
   shape stays recognisable.
 
+``place_shape`` draws one shape onto a ``Canvas`` (``synthetic_canvas``); the mixed
+scenes generator (``synthetic_scenes``) uses it with people on the same canvas.
+
 Usage::
 
     root = generate_shapes(Path("data/shapes"))       # ~10 s for 2000 + 200 images
@@ -24,11 +27,13 @@ Usage::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from .synthetic_canvas import Canvas
 from .synthetic_common import (
     contrasting_colour,
     generate_coco_folder,
@@ -95,65 +100,81 @@ def shape_polygon(rng: np.random.Generator, class_index: int, size: float, centr
     return pts + centre
 
 
+@dataclass(frozen=True)
+class ShapeRecord:
+    """A drawn shape: class index and its whole mask ``mask`` (h, w) uint8 with top-left pixel (x0, y0)."""
+
+    cls: int
+    x0: int
+    y0: int
+    mask: np.ndarray
+
+    def survives(self, canvas: Canvas, k: int, mask: np.ndarray, x0: int, y0: int) -> bool:
+        return True  # the visible pixel fraction is the whole rule of a shape
+
+    def annotation(self, canvas: Canvas, k: int) -> dict | None:
+        """``category_id`` (class index + 1), amodal ``bbox``, visible ``area`` and ``segmentation``."""
+        if canvas.visible[k] < DROP_VISIBLE * canvas.full[k]:
+            return None
+        x0, y0, mask = self.x0, self.y0, self.mask
+        ix0, iy0 = max(x0, 0), max(y0, 0)
+        ix1, iy1 = min(x0 + mask.shape[1], canvas.width), min(y0 + mask.shape[0], canvas.height)
+        inside = mask[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
+        seen = canvas.label[iy0:iy1, ix0:ix1] == k + 1
+        return {
+            "category_id": self.cls + 1,
+            "bbox": mask_bbox(inside, ix0, iy0),
+            "area": float(canvas.visible[k]),
+            "segmentation": mask_polygons(seen, ix0, iy0),
+            "iscrowd": 0,
+        }
+
+
+def place_shape(rng: np.random.Generator, canvas: Canvas, max_size: float) -> bool:
+    """Draw one random shape (longest side ``MIN_SIZE`` .. ``max_size`` px) onto ``canvas``, in front.
+
+    Up to ``ATTEMPTS`` placements are drawn; one is redrawn when the image border would cut
+    off more than ``1 - MIN_INSIDE`` of the shape or when it would break the visibility rule
+    of an object already on the canvas. Returns whether a shape was placed.
+    """
+    h, w = canvas.height, canvas.width
+    for _attempt in range(ATTEMPTS):
+        cls = int(rng.integers(len(CLASSES)))
+        size = float(rng.uniform(np.sqrt(MIN_SIZE), np.sqrt(max_size)) ** 2)
+        centre = rng.uniform((-0.1 * size, -0.1 * size), (w + 0.1 * size, h + 0.1 * size))
+        poly = shape_polygon(rng, cls, size, tuple(centre))
+        x0, y0 = np.floor(poly.min(0)).astype(int) - 1
+        x1, y1 = np.ceil(poly.max(0)).astype(int) + 2
+        pts = np.round((poly - (x0, y0)) * 16).astype(np.int32)
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillPoly(mask, [pts], 1, cv2.LINE_8, 4)
+        area = int(mask.sum())
+        ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if area == 0 or ix1 <= ix0 or iy1 <= iy0:
+            continue
+        inside = mask[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0].astype(bool)
+        if inside.sum() < MIN_INSIDE * area:
+            continue
+        covered = canvas.covered(inside, ix0, iy0)
+        if not canvas.keeps_visible(covered, inside, ix0, iy0):
+            continue
+        under = canvas.image[iy0:iy1, ix0:ix1][inside].reshape(-1, 3).mean(0)
+        avoid = [under] + [canvas.colours[j] for j in np.flatnonzero(covered)]
+        colour = contrasting_colour(rng, np.stack(avoid))
+        cv2.fillPoly(canvas.image, [np.round(poly * 16).astype(np.int32)], colour.tolist(), cv2.LINE_AA, 4)
+        record = ShapeRecord(cls, int(x0), int(y0), mask)
+        canvas.add(record, inside, int(ix0), int(iy0), area, colour.astype(np.float32), MIN_VISIBLE, covered)
+        return True
+    return False
+
+
 def _render(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, list[dict]]:
     """One image (H, W, 3) uint8 BGR and its annotations (without ids)."""
-    img = textured_background(rng, h, w)
-    label = np.zeros((h, w), np.uint8)  # index + 1 of the shape owning each pixel
+    canvas = Canvas(textured_background(rng, h, w))
     max_size = max(MIN_SIZE + 1, MAX_SIZE_FRAC * min(h, w))
-    placed: list[tuple[int, int, int, np.ndarray]] = []  # class, x0, y0, full local mask
-    full: list[int] = []  # pixel count of each whole shape
-    visible: list[int] = []  # pixels still visible
-    colours: list[np.ndarray] = []
     for _ in range(int(rng.integers(1, MAX_OBJECTS + 1))):
-        for _attempt in range(ATTEMPTS):
-            cls = int(rng.integers(len(CLASSES)))
-            size = float(rng.uniform(np.sqrt(MIN_SIZE), np.sqrt(max_size)) ** 2)
-            centre = rng.uniform((-0.1 * size, -0.1 * size), (w + 0.1 * size, h + 0.1 * size))
-            poly = shape_polygon(rng, cls, size, tuple(centre))
-            x0, y0 = np.floor(poly.min(0)).astype(int) - 1
-            x1, y1 = np.ceil(poly.max(0)).astype(int) + 2
-            pts = np.round((poly - (x0, y0)) * 16).astype(np.int32)
-            mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            cv2.fillPoly(mask, [pts], 1, cv2.LINE_8, 4)
-            area = int(mask.sum())
-            ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-            if area == 0 or ix1 <= ix0 or iy1 <= iy0:
-                continue
-            inside = mask[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0].astype(bool)
-            if inside.sum() < MIN_INSIDE * area:
-                continue
-            covered = np.bincount(label[iy0:iy1, ix0:ix1][inside], minlength=len(placed) + 1)[1:]
-            left = np.asarray(visible) - covered
-            if np.any((covered > 0) & (left < MIN_VISIBLE * np.asarray(full))):
-                continue
-            under = img[iy0:iy1, ix0:ix1][inside].reshape(-1, 3).mean(0)
-            avoid = [under] + [colours[j] for j in np.flatnonzero(covered)]
-            colour = contrasting_colour(rng, np.stack(avoid))
-            cv2.fillPoly(img, [np.round(poly * 16).astype(np.int32)], colour.tolist(), cv2.LINE_AA, 4)
-            label[iy0:iy1, ix0:ix1][inside] = len(placed) + 1
-            visible = [int(v) for v in left] + [int(inside.sum())]
-            placed.append((cls, x0, y0, mask))
-            full.append(area)
-            colours.append(colour.astype(np.float32))
-            break
-    anns = []
-    for k, (cls, x0, y0, mask) in enumerate(placed):
-        if visible[k] < DROP_VISIBLE * full[k]:
-            continue
-        ix0, iy0 = max(x0, 0), max(y0, 0)
-        ix1, iy1 = min(x0 + mask.shape[1], w), min(y0 + mask.shape[0], h)
-        inside = mask[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
-        seen = label[iy0:iy1, ix0:ix1] == k + 1
-        anns.append(
-            {
-                "category_id": cls + 1,
-                "bbox": mask_bbox(inside, ix0, iy0),
-                "area": float(visible[k]),
-                "segmentation": mask_polygons(seen, ix0, iy0),
-                "iscrowd": 0,
-            }
-        )
-    return img, anns
+        place_shape(rng, canvas, max_size)
+    return canvas.image, [ann for _, ann in canvas.annotations()]
 
 
 def generate_shapes(
