@@ -11,15 +11,16 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 import torch
 
 from .config import Experiment
-from .data import collate, prepare_eval
+from .data import Batch, collate, prepare_eval
 from .datasets.coco import read_image
-from .engine import Predictor, eval_resize
+from .engine import eval_resize
 from .errors import UserError
 from .progress import Progress
 from .types import Predictions, Sample
@@ -28,6 +29,12 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg"}
+
+
+class BatchPredictor(Protocol):
+    """What the demo needs: ``engine.Predictor`` or ``onnx_runtime.OnnxPredictor``."""
+
+    def predict_batch(self, batch: Batch) -> list[Predictions]: ...
 
 
 def detections_to_json(pred: Predictions, classes: tuple[str, ...]) -> list[dict]:
@@ -48,7 +55,7 @@ def detections_to_json(pred: Predictions, classes: tuple[str, ...]) -> list[dict
 class FrameRunner:
     """One frame (BGR uint8) -> (Predictions, annotated frame)."""
 
-    def __init__(self, exp: Experiment, predictor: Predictor, threshold: float, calib: np.ndarray | None) -> None:
+    def __init__(self, exp: Experiment, predictor: BatchPredictor, threshold: float, calib: np.ndarray | None) -> None:
         self.exp, self.predictor, self.threshold, self.calib = exp, predictor, threshold, calib
         self.resize = eval_resize(exp)
 
@@ -128,7 +135,7 @@ def run_video(
 
 def run_demo(
     exp: Experiment,
-    predictor: Predictor,
+    predictor: BatchPredictor,
     inputs: list[Path],
     out: Path,
     threshold: float,
