@@ -126,7 +126,7 @@ def run_bench(task: str = "boxes2d", arch: str = "small", repeat: int = 10, echo
     from .models import build_network
 
     t = create_task(task, classes=("a",) * 80) if task == "boxes2d" else create_task(task)
-    model = build_network(arch, t.heads()).eval()
+    model = build_network(arch, t.heads(), heatmap_heads=t.heatmap_heads()).eval()
     x = torch.randn(1, 3, 512, 512)
     plain = _median_ms(lambda: model(x), max(3, repeat // 3))
     model_cl = model.to(memory_format=torch.channels_last)

@@ -1,8 +1,9 @@
 """Object-centre targets and decoding shared by every task (heatmap + size + offset).
 
 Tasks build on these: ``center_targets`` places objects and returns which ones it kept (so a
-task aligns its own per-object targets with the same slots), ``decode_centers`` returns the
-top-K peaks with refined centres and boxes that a task extends with its own heads.
+task aligns its own per-object targets with the same slots), ``center_peaks`` returns the
+top-K peaks with refined centres and boxes (pure torch, exportable) that a task extends with its
+own heads; ``boxes_to_original`` / ``points_to_original`` apply the inverse affine (numpy).
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ def center_targets(
 
 @dataclass
 class CenterDetections:
-    """Top-K peaks of a batch, each (B, K, ...): scores, classes, inds, xs/ys (refined centre in
-    cells), boxes_out (B, K, 4) in cells, boxes (B, K, 4) in original pixels (clipped)."""
+    """Top-K peaks of a batch, each (B, K, ...): scores (sigmoid, descending), classes (int64),
+    inds (flat cell index y * W + x, int64), xs / ys (refined centre, output cells) and
+    boxes_out (B, K, 4) x1, y1, x2, y2 in output cells."""
 
     scores: Tensor
     classes: Tensor
@@ -104,11 +106,14 @@ class CenterDetections:
     xs: Tensor
     ys: Tensor
     boxes_out: Tensor
-    boxes: np.ndarray
 
 
-def decode_centers(preds: dict[str, Tensor], meta: BatchMeta, k: int) -> CenterDetections:
-    """Peaks of ``heatmap``, refined by ``offset``, boxes from ``size``, mapped to original pixels."""
+def center_peaks(preds: dict[str, Tensor], k: int) -> CenterDetections:
+    """Peaks of ``heatmap``, refined by ``offset``, boxes from ``size``, all in output cells.
+
+    Pure torch with a fixed K (no numpy, no loop over detections): the part of decoding that
+    exports into an ONNX graph. Without an ``offset`` head the centre is the cell centre (+0.5).
+    """
     scores, classes, inds, ys, xs = topk_peaks(preds["heatmap"].float(), k)
     if "offset" in preds:
         off = gather_at(preds["offset"].float(), inds)
@@ -118,15 +123,38 @@ def decode_centers(preds: dict[str, Tensor], meta: BatchMeta, k: int) -> CenterD
         xs, ys = xs + 0.5, ys + 0.5
     wh = gather_at(preds["size"].float(), inds)
     boxes_out = torch.stack([xs - wh[..., 0] / 2, ys - wh[..., 1] / 2, xs + wh[..., 0] / 2, ys + wh[..., 1] / 2], -1)
-    corners = boxes_out.detach().cpu().numpy().reshape(len(meta), -1, 2, 2)
-    boxes = batch_apply_affine(meta.inverse, corners).reshape(len(meta), -1, 4)
-    lo = np.minimum(boxes[..., :2], boxes[..., 2:])
-    hi = np.maximum(boxes[..., :2], boxes[..., 2:])
-    boxes = np.concatenate([lo, hi], -1)
+    return CenterDetections(scores, classes, inds, xs, ys, boxes_out)
+
+
+def detections_to_numpy(dets: dict[str, Tensor]) -> dict[str, np.ndarray]:
+    """``Task.decode_tensors`` output -> numpy arrays (same keys), for ``Task.to_predictions``."""
+    return {name: t.detach().cpu().numpy() for name, t in dets.items()}
+
+
+def points_to_original(points: np.ndarray, meta: BatchMeta, scale: float = 1.0) -> np.ndarray:
+    """(B, ..., 2) x, y in output cells times ``scale`` -> original pixels (B, ..., 2), float32.
+
+    scale: 1 for output cells, ``STRIDE`` for network-input pixels (an exported graph's frame).
+    """
+    pts = np.asarray(points)
+    if scale != 1:
+        pts = pts / np.float32(scale)
+    return batch_apply_affine(meta.inverse, pts)
+
+
+def boxes_to_original(boxes: np.ndarray, meta: BatchMeta, scale: float = 1.0) -> np.ndarray:
+    """(B, K, 4) x1, y1, x2, y2 in output cells times ``scale`` -> original pixels, corners
+    re-ordered (the inverse affine may mirror) and clipped to each image; float32."""
+    b = len(meta)
+    corners = np.asarray(boxes).reshape(b, -1, 2, 2)
+    out = points_to_original(corners, meta, scale).reshape(b, -1, 4)
+    lo = np.minimum(out[..., :2], out[..., 2:])
+    hi = np.maximum(out[..., :2], out[..., 2:])
+    out = np.concatenate([lo, hi], -1)
     hw = np.asarray(meta.image_hw, np.float32)  # (B, 2) h, w
-    boxes[..., [0, 2]] = boxes[..., [0, 2]].clip(0, hw[:, None, 1:2])
-    boxes[..., [1, 3]] = boxes[..., [1, 3]].clip(0, hw[:, None, 0:1])
-    return CenterDetections(scores, classes, inds, xs, ys, boxes_out, boxes)
+    out[..., [0, 2]] = out[..., [0, 2]].clip(0, hw[:, None, 1:2])
+    out[..., [1, 3]] = out[..., [1, 3]].clip(0, hw[:, None, 0:1])
+    return out
 
 
 def logit(p: Tensor, eps: float = 1e-6) -> Tensor:

@@ -245,6 +245,22 @@ class Composite(Task):
         per_task = [t.decode(split_prefixed(preds, t.name), meta, k) for t in self.tasks]
         return [self.merge([sub[i] for sub in per_task]) for i in range(len(meta))]
 
+    def decode_tensors(self, preds: dict[str, Tensor], k: int = 100, scale: float = 1.0) -> dict[str, Tensor]:
+        """Every sub-task's exportable detections under its prefix (``boxes2d.boxes`` ...)."""
+        out: dict[str, Tensor] = {}
+        for t in self.tasks:
+            out.update(prefixed(t.decode_tensors(split_prefixed(preds, t.name), k, scale), t.name))
+        return out
+
+    def detection_fields(self) -> dict[str, str]:
+        return {
+            f"{t.name}.{key}": f"{t.name}: {text}" for t in self.tasks for key, text in t.detection_fields().items()
+        }
+
+    def to_predictions(self, dets: dict[str, np.ndarray], meta: BatchMeta, scale: float = 1.0) -> list[Predictions]:
+        per_task = [t.to_predictions(split_prefixed(dets, t.name), meta, scale) for t in self.tasks]
+        return [self.merge([sub[i] for sub in per_task]) for i in range(len(meta))]
+
     def merge(self, parts: list[Predictions]) -> Predictions:
         """One image's sub-task predictions (task order) as one, sorted by score."""
         keys: dict[str, tuple[int, ...]] = {}

@@ -11,23 +11,33 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 import torch
 
 from .config import Experiment
-from .data import collate, prepare_eval
+from .data import Batch
 from .datasets.coco import read_image
-from .engine import Predictor, eval_resize
+from .engine import eval_resize
 from .errors import UserError
 from .progress import Progress
+from .transforms import EvalResize
 from .types import Predictions, Sample
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg"}
+
+
+class BatchPredictor(Protocol):
+    """What the demo needs: ``engine.Predictor`` or ``onnx_runtime.OnnxPredictor``."""
+
+    def predict_batch(self, batch: Batch) -> list[Predictions]: ...
+
+    def predict_samples(self, samples: list[Sample], resize: EvalResize) -> list[Predictions]: ...
 
 
 def detections_to_json(pred: Predictions, classes: tuple[str, ...]) -> list[dict]:
@@ -52,7 +62,7 @@ def detections_to_json(pred: Predictions, classes: tuple[str, ...]) -> list[dict
 class FrameRunner:
     """One frame (BGR uint8) -> (Predictions, annotated frame)."""
 
-    def __init__(self, exp: Experiment, predictor: Predictor, threshold: float, calib: np.ndarray | None) -> None:
+    def __init__(self, exp: Experiment, predictor: BatchPredictor, threshold: float, calib: np.ndarray | None) -> None:
         self.exp, self.predictor, self.threshold, self.calib = exp, predictor, threshold, calib
         self.resize = eval_resize(exp)
 
@@ -62,9 +72,8 @@ class FrameRunner:
         if calib is None:
             calib = self.exp.task.calibration(frame.shape[:2])
         sample = Sample(frame, image_id, empty, np.zeros(0, np.int64), np.zeros(0, bool), calib=calib)
-        batch = collate([prepare_eval(sample, self.exp.task, self.resize)])
-        with torch.no_grad():
-            pred = self.predictor.predict_batch(batch)[0]
+        with torch.no_grad():  # from the original image: every test scale warps it itself
+            pred = self.predictor.predict_samples([sample], self.resize)[0]
         keep = pred.scores >= min(self.threshold, 0.05)
         pred = pred.select(keep)
         return pred, self.exp.task.draw(frame, pred, self.threshold)
@@ -132,7 +141,7 @@ def run_video(
 
 def run_demo(
     exp: Experiment,
-    predictor: Predictor,
+    predictor: BatchPredictor,
     inputs: list[Path],
     out: Path,
     threshold: float,

@@ -174,9 +174,18 @@ def topk_peaks(logits: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor, 
     top, flat = torch.topk(peaks.reshape(b, -1), k)
     classes = torch.div(flat, h * w, rounding_mode="floor")
     inds = flat - classes * (h * w)
-    ys = torch.div(inds, w, rounding_mode="floor").float()
-    xs = (inds % w).float()
+    xs, ys = cell_xy(inds, w)
     return torch.sigmoid(top), classes, inds, ys, xs
+
+
+def cell_xy(inds: Tensor, width: int) -> tuple[Tensor, Tensor]:
+    """Flat cell indices y * W + x (int64, any shape) -> float32 x and y cell coordinates.
+
+    Integer division and a multiply-subtract rather than ``%`` (identical for the
+    non-negative indices here), which also exports to ONNX with a dynamic width.
+    """
+    y = torch.div(inds, width, rounding_mode="floor")
+    return (inds - y * width).float(), y.float()
 
 
 def gather_at(feature: Tensor, inds: Tensor) -> Tensor:

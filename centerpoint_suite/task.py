@@ -104,7 +104,29 @@ class Task(Protocol):
 
     # -- inference -------------------------------------------------------------------------
     def decode(self, preds: dict[str, Tensor], meta: BatchMeta, k: int = 100) -> list[Predictions]:
-        """Raw (pre-sigmoid) maps of a batch -> detections in original image coordinates."""
+        """Raw (pre-sigmoid) maps of a batch -> detections in original image coordinates.
+
+        Always ``to_predictions(numpy(decode_tensors(preds, k)), meta)``: one decode path for
+        Python inference and for an exported graph."""
+
+    def decode_tensors(self, preds: dict[str, Tensor], k: int = 100, scale: float = 1.0) -> dict[str, Tensor]:
+        """The exportable half of ``decode``: raw maps (B, C, H, W) -> the top-``k`` detections.
+
+        Pure torch: fixed K (``k`` must not exceed the heatmap's C * H * W), tensors only, no
+        numpy and no Python loop over detections, so it traces into an ONNX graph. Keys and
+        shapes are ``detection_fields()``; always "boxes" (B, K, 4), "scores" (B, K) and
+        "classes" (B, K) int64. x, y coordinates are in output cells times ``scale``
+        (1: output cells; ``STRIDE``: network-input pixels)."""
+
+    def detection_fields(self) -> dict[str, str]:
+        """``decode_tensors`` keys -> one-line description (shape, dtype, meaning, units); the
+        description of a field holding x, y coordinates says "in {frame}" (filled in by the
+        user of the description: "output cells", "network-input pixels")."""
+
+    def to_predictions(self, dets: dict[str, np.ndarray], meta: BatchMeta, scale: float = 1.0) -> list[Predictions]:
+        """The other half of ``decode``: ``decode_tensors`` output as numpy (coordinates in
+        output cells times ``scale``) -> Predictions in original image coordinates, through
+        ``meta`` (inverse affine, image sizes, calibration)."""
 
     def merge_flip(self, preds: dict[str, Tensor], flipped: dict[str, Tensor]) -> dict[str, Tensor]:
         """Combine maps of an image and of its mirror image (flip test); returns raw maps."""

@@ -9,13 +9,13 @@ from typing import ClassVar
 import numpy as np
 from torch import Tensor
 
-from centerpoint_suite.centers import flip_average_logits, logit
+from centerpoint_suite.centers import detections_to_numpy, flip_average_logits, logit
 from centerpoint_suite.heatmap import scatter_at
 from centerpoint_suite.registry import TASKS
 from centerpoint_suite.task import Task
 from centerpoint_suite.types import BatchMeta, OutputGeometry, Predictions, Sample
 
-from .decode import decode_boxes
+from .decode import BOX_FIELDS, box_predictions, decode_box_tensors
 from .eval import evaluate_boxes
 from .loss import box_losses
 from .targets import build_box_targets
@@ -67,7 +67,16 @@ class Boxes2D(Task):
         return {"loss": total, **parts}
 
     def decode(self, preds: dict[str, Tensor], meta: BatchMeta, k: int = 100) -> list[Predictions]:
-        return decode_boxes(preds, meta, k)
+        return self.to_predictions(detections_to_numpy(self.decode_tensors(preds, k)), meta)
+
+    def decode_tensors(self, preds: dict[str, Tensor], k: int = 100, scale: float = 1.0) -> dict[str, Tensor]:
+        return decode_box_tensors(preds, k, scale)
+
+    def detection_fields(self) -> dict[str, str]:
+        return dict(BOX_FIELDS)
+
+    def to_predictions(self, dets: dict[str, np.ndarray], meta: BatchMeta, scale: float = 1.0) -> list[Predictions]:
+        return box_predictions(dets, meta, scale)
 
     def merge_flip(self, preds: dict[str, Tensor], flipped: dict[str, Tensor]) -> dict[str, Tensor]:
         return {

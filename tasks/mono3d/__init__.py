@@ -12,14 +12,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from centerpoint_suite.centers import flip_average_logits, logit
+from centerpoint_suite.centers import detections_to_numpy, flip_average_logits, logit
 from centerpoint_suite.errors import DataError, UserError
 from centerpoint_suite.heatmap import scatter_at
 from centerpoint_suite.registry import TASKS
 from centerpoint_suite.task import Task
 from centerpoint_suite.types import BatchMeta, OutputGeometry, Predictions, Sample
 
-from .decode import decode_mono3d
+from .decode import MONO3D_FIELDS, decode_mono3d_tensors, mono3d_predictions
 from .loss import decode_depth, encode_depth, mono3d_losses
 from .targets import build_mono3d_targets
 from .visualize import draw_mono3d, save_png
@@ -124,7 +124,18 @@ class Mono3D(Task):
 
     # -- inference ---------------------------------------------------------------------------
     def decode(self, preds: dict[str, Tensor], meta: BatchMeta, k: int = 100) -> list[Predictions]:
-        return decode_mono3d(preds, meta, k, self.center_mode, self.depth_focal)
+        with torch.no_grad():
+            dets = self.decode_tensors(preds, k)
+        return self.to_predictions(detections_to_numpy(dets), meta)
+
+    def decode_tensors(self, preds: dict[str, Tensor], k: int = 100, scale: float = 1.0) -> dict[str, Tensor]:
+        return decode_mono3d_tensors(preds, k, self.center_mode, scale)
+
+    def detection_fields(self) -> dict[str, str]:
+        return dict(MONO3D_FIELDS)
+
+    def to_predictions(self, dets: dict[str, np.ndarray], meta: BatchMeta, scale: float = 1.0) -> list[Predictions]:
+        return mono3d_predictions(dets, meta, self.depth_focal, scale)
 
     def merge_flip(self, preds: dict[str, Tensor], flipped: dict[str, Tensor]) -> dict[str, Tensor]:
         """Heatmap, depth, dimensions and 2D size averaged with the mirrored pass; offset and

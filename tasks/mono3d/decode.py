@@ -1,5 +1,9 @@
 """mono3d decode: top-K heatmap peaks -> 3D boxes, batched, each image with its own P2.
 
+Two halves: ``decode_mono3d_tensors`` (pure torch, fixed K, exportable: keypoint, network
+depth, dimensions, alpha, 2D box) and ``mono3d_predictions`` (numpy: inverse affine and
+everything that needs the camera).
+
 Per detection: keypoint (u, v) in original pixels (peak + offset through the inverse affine),
 depth z = 1 / sigmoid(x) - 1 (times ``fx * zoom / depth_focal`` when the depth is focal
 normalised), dimensions (h, w, l) as regressed, alpha from the two rotation bins (the bin
@@ -11,12 +15,14 @@ whose "in" logit is larger, as the original), then
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor
 
+from centerpoint_suite.centers import boxes_to_original, points_to_original
 from centerpoint_suite.errors import DataError
-from centerpoint_suite.geometry import batch_apply_affine
 from centerpoint_suite.heatmap import gather_at, topk_peaks
 from centerpoint_suite.types import BatchMeta, Predictions
 
@@ -33,14 +39,65 @@ def alpha_from_bins(rot: np.ndarray) -> np.ndarray:
     return wrap_angle(np.where(use1, a1, a2))
 
 
-def decode_mono3d(
-    preds: dict[str, Tensor],
-    meta: BatchMeta,
-    k: int = 100,
-    center_mode: str = "box2d",
-    depth_focal: float | None = None,
+def alpha_from_bins_torch(rot: Tensor) -> Tensor:
+    """``alpha_from_bins`` in torch (exportable): (..., 8) -> alpha (...) radians in [-pi, pi)."""
+    use1 = rot[..., 1] > rot[..., 5]
+    a1 = torch.atan2(rot[..., 2], rot[..., 3]) + float(BIN_CENTERS[0])
+    a2 = torch.atan2(rot[..., 6], rot[..., 7]) + float(BIN_CENTERS[1])
+    a = torch.where(use1, a1, a2)
+    return torch.where(a >= math.pi, a - 2 * math.pi, torch.where(a < -math.pi, a + 2 * math.pi, a))
+
+
+#: the fields of ``decode_mono3d_tensors`` (B = batch, K = top-K)
+MONO3D_FIELDS: dict[str, str] = {
+    "boxes": "(B, K, 4) float32 2D box x1, y1, x2, y2 in {frame}",
+    "scores": "(B, K) float32 sigmoid score, descending",
+    "classes": "(B, K) int64 class index",
+    "center": "(B, K, 2) float32 x, y in {frame} of the heatmap keypoint (2D box centre or projected 3D centre)",
+    "depth": "(B, K) float32 network depth 1 / sigmoid(x) - 1: camera z in metres, or with depth_focal "
+    "set z * depth_focal / (fx * zoom) (multiply by fx * zoom / depth_focal, zoom = output cells per "
+    "original pixel)",
+    "dimensions": "(B, K, 3) float32 h, w, l metres",
+    "alpha": "(B, K) observation angle, radians in [-pi, pi) (float64 in Python, float32 exported)",
+}
+
+
+def decode_mono3d_tensors(
+    preds: dict[str, Tensor], k: int = 100, center_mode: str = "box2d", scale: float = 1.0
+) -> dict[str, Tensor]:
+    """Raw maps of a batch -> top-``k`` detections (pure torch, fixed K, exportable).
+
+    Returns ``MONO3D_FIELDS``; boxes and center in output cells times ``scale``. What needs
+    the camera (location, rotation_y) is left to ``mono3d_predictions``.
+    """
+    scores, classes, inds, ys, xs = topk_peaks(preds["heatmap"].float(), k)
+    off = gather_at(preds["offset"].float(), inds)
+    xs, ys = xs + off[..., 0], ys + off[..., 1]
+    size = gather_at(preds["size"].float(), inds)
+    if center_mode == "box2d":
+        half = size[..., :2] / 2
+        box = torch.stack([xs - half[..., 0], ys - half[..., 1], xs + half[..., 0], ys + half[..., 1]], -1)
+    else:
+        box = torch.stack([xs - size[..., 0], ys - size[..., 1], xs + size[..., 2], ys + size[..., 3]], -1)
+    # alpha in float64 as the numpy decoder always did; float32 in an exported graph
+    # (onnxruntime has no float64 Atan)
+    rot = gather_at(preds["rotation"].float(), inds)
+    return {
+        "boxes": box * scale,
+        "scores": scores,
+        "classes": classes,
+        "center": torch.stack([xs, ys], -1) * scale,
+        "depth": decode_depth(gather_at(preds["depth"], inds))[..., 0],
+        "dimensions": gather_at(preds["dimensions"].float(), inds),
+        "alpha": alpha_from_bins_torch(rot if torch.compiler.is_exporting() else rot.double()),
+    }
+
+
+def mono3d_predictions(
+    dets: dict[str, np.ndarray], meta: BatchMeta, depth_focal: float | None = None, scale: float = 1.0
 ) -> list[Predictions]:
-    """Raw maps of a batch -> one ``Predictions`` per image (original pixels, camera metres).
+    """``decode_mono3d_tensors`` output (numpy) -> one ``Predictions`` per image (original
+    pixels, camera metres), with each image's P2 (``meta.calib``).
 
     extras: "dimensions" (K, 3) h, w, l; "location" (K, 3) bottom centre; "rotation_y" (K,);
     "alpha" (K,); "depth" (K,) camera z of the box centre; "corners" (K, 8, 2) projected
@@ -48,35 +105,18 @@ def decode_mono3d(
     """
     if meta.calib is None:
         raise DataError(f"mono3d decode needs the camera calibration of every image ({meta.image_ids[:3]} ...)")
-    with torch.no_grad():
-        scores, classes, inds, ys, xs = topk_peaks(preds["heatmap"].float(), k)
-        off = gather_at(preds["offset"].float(), inds)
-        xs, ys = xs + off[..., 0], ys + off[..., 1]
-        size = gather_at(preds["size"].float(), inds)
-        if center_mode == "box2d":
-            half = size[..., :2] / 2
-            box = torch.stack([xs - half[..., 0], ys - half[..., 1], xs + half[..., 0], ys + half[..., 1]], -1)
-        else:
-            box = torch.stack([xs - size[..., 0], ys - size[..., 1], xs + size[..., 2], ys + size[..., 3]], -1)
-        depth = decode_depth(gather_at(preds["depth"], inds))[..., 0]
-        dims = gather_at(preds["dimensions"].float(), inds)
-        rot = gather_at(preds["rotation"].float(), inds)
     b = len(meta)
-    n = scores.shape[1]
     inverse = np.asarray(meta.inverse, np.float64)
     calib = np.asarray(meta.calib, np.float64)  # (B, 3, 4)
-    centre = batch_apply_affine(inverse, torch.stack([xs, ys], -1).cpu().numpy()).astype(np.float64)
-    corners2 = batch_apply_affine(inverse, box.cpu().numpy().reshape(b, n, 2, 2))
-    boxes = np.concatenate([corners2.min(axis=2), corners2.max(axis=2)], -1)
-    hw = np.asarray(meta.image_hw, np.float32)
-    boxes[..., [0, 2]] = boxes[..., [0, 2]].clip(0, hw[:, None, 1:2])
-    boxes[..., [1, 3]] = boxes[..., [1, 3]].clip(0, hw[:, None, 0:1])
-    z = depth.cpu().numpy().astype(np.float64)
+    centre = points_to_original(dets["center"], meta, scale).astype(np.float64)
+    boxes = boxes_to_original(dets["boxes"], meta, scale)
+    n = boxes.shape[1]
+    z = np.asarray(dets["depth"]).astype(np.float64)
     if depth_focal is not None:
         zoom = 1.0 / np.sqrt(np.abs(np.linalg.det(inverse[:, :, :2])))  # cells per pixel
         z = z * (calib[:, 0, 0] * zoom / depth_focal)[:, None]
-    dims_np = dims.cpu().numpy().astype(np.float64)
-    alpha = alpha_from_bins(rot.cpu().numpy().astype(np.float64))
+    dims_np = np.asarray(dets["dimensions"]).astype(np.float64)
+    alpha = np.asarray(dets["alpha"]).astype(np.float64)
     location = unproject(centre, z, calib[:, None])
     location[..., 1] += dims_np[..., 0] / 2
     rotation_y = alpha_to_rotation_y(alpha, centre[..., 0], calib[:, None])
@@ -85,8 +125,7 @@ def decode_mono3d(
     )
     uv, w = project(corners3, calib)
     uv[w <= 0.1] = np.nan
-    scores_np = scores.cpu().numpy()
-    classes_np = classes.cpu().numpy()
+    scores_np, classes_np = dets["scores"], dets["classes"]
     out = []
     for i in range(b):
         extras = {

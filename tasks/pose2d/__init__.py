@@ -18,14 +18,14 @@ from typing import ClassVar
 import numpy as np
 from torch import Tensor
 
-from centerpoint_suite.centers import flip_average_logits, logit
+from centerpoint_suite.centers import detections_to_numpy, flip_average_logits, logit
 from centerpoint_suite.heatmap import scatter_at
 from centerpoint_suite.registry import TASKS
 from centerpoint_suite.task import Task
 from centerpoint_suite.transforms import STRIDE
 from centerpoint_suite.types import BatchMeta, OutputGeometry, Predictions, Sample
 
-from .decode import decode_poses
+from .decode import POSE_FIELDS, decode_pose_tensors, pose_predictions
 from .eval import evaluate_poses
 from .loss import pose_losses
 from .targets import build_pose_targets, flip_permutation
@@ -119,7 +119,16 @@ class Pose2D(Task):
         return {"loss": total, **parts}
 
     def decode(self, preds: dict[str, Tensor], meta: BatchMeta, k: int = 100) -> list[Predictions]:
-        return decode_poses(preds, meta, k, self.num_joints, self.snap_threshold, self.snap_distance)
+        return self.to_predictions(detections_to_numpy(self.decode_tensors(preds, k)), meta)
+
+    def decode_tensors(self, preds: dict[str, Tensor], k: int = 100, scale: float = 1.0) -> dict[str, Tensor]:
+        return decode_pose_tensors(preds, k, self.num_joints, self.snap_threshold, self.snap_distance, scale)
+
+    def detection_fields(self) -> dict[str, str]:
+        return dict(POSE_FIELDS)
+
+    def to_predictions(self, dets: dict[str, np.ndarray], meta: BatchMeta, scale: float = 1.0) -> list[Predictions]:
+        return pose_predictions(dets, meta, scale)
 
     def merge_flip(self, preds: dict[str, Tensor], flipped: dict[str, Tensor]) -> dict[str, Tensor]:
         """Average with the mirrored image's maps mirrored back: heatmaps in probability space,

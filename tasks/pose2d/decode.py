@@ -1,5 +1,6 @@
 """pose2d decode (batched): person peaks -> boxes + regressed joints, each joint snapped to
-a nearby joint-heatmap peak under the original's three rules, mapped to original pixels."""
+a nearby joint-heatmap peak under the original's three rules (``decode_pose_tensors``: pure
+torch, fixed K, exportable), then mapped to original pixels (``pose_predictions``: numpy)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from centerpoint_suite.centers import decode_centers
-from centerpoint_suite.geometry import batch_apply_affine
-from centerpoint_suite.heatmap import gather_at, peak_scores
+from centerpoint_suite.centers import boxes_to_original, center_peaks, detections_to_numpy, points_to_original
+from centerpoint_suite.heatmap import cell_xy, gather_at, peak_scores
 from centerpoint_suite.types import BatchMeta, Predictions
 
 from .loss import gather_joint_offsets
@@ -26,8 +26,7 @@ def joint_peaks(joint_heatmap: Tensor, joint_offset: Tensor | None, k: int) -> t
     b, j, h, w = joint_heatmap.shape
     k = min(k, h * w)
     top, inds = torch.topk(peak_scores(joint_heatmap.float()).reshape(b, j, h * w), k)
-    ys = torch.div(inds, w, rounding_mode="floor").float()
-    xs = (inds % w).float()
+    xs, ys = cell_xy(inds, w)
     if joint_offset is not None:
         off = gather_joint_offsets(joint_offset.float(), inds)
         xs, ys = xs + off[..., 0], ys + off[..., 1]
@@ -56,7 +55,8 @@ def snap_joints(
     """
     b, k, j, _ = joints.shape
     reg = joints.permute(0, 2, 1, 3).float()  # (B, J, K, 2)
-    dist = torch.cdist(reg, peak_xy.float(), compute_mode="donot_use_mm_for_euclid_dist")  # (B, J, K, P)
+    # (B, J, K, P): bitwise equal to cdist without matmul, and exportable (cdist is not)
+    dist = torch.linalg.vector_norm(reg.unsqueeze(3) - peak_xy.float().unsqueeze(2), dim=-1)
     valid = peak_scores_ > threshold
     dist = dist.masked_fill(~valid.unsqueeze(2), float("inf"))
     min_dist, arg = dist.min(-1)  # (B, J, K)
@@ -71,26 +71,35 @@ def snap_joints(
     return out.permute(0, 2, 1, 3), score.permute(0, 2, 1), snapped.permute(0, 2, 1)
 
 
-def decode_poses(
+#: the fields of ``decode_pose_tensors`` (B = batch, K = top-K people, J = joints)
+POSE_FIELDS: dict[str, str] = {
+    "boxes": "(B, K, 4) float32 person box x1, y1, x2, y2 in {frame}",
+    "scores": "(B, K) float32 person score, descending",
+    "classes": "(B, K) int64 class index (0: person)",
+    "keypoints": "(B, K, J, 3) float32 joint x, y in {frame} and a per-joint score in 0..1",
+}
+
+
+def decode_pose_tensors(
     preds: dict[str, Tensor],
-    meta: BatchMeta,
     k: int = 100,
     num_joints: int = 17,
     snap_threshold: float = 0.1,
     snap_distance: float = 0.3,
-) -> list[Predictions]:
-    """Raw maps of a batch -> per image Predictions with extras["keypoints"] (K, J, 3).
+    scale: float = 1.0,
+) -> dict[str, Tensor]:
+    """Raw maps of a batch -> top-``k`` people as tensors (pure torch, fixed K, exportable).
 
-    Joint x, y are original pixels. The joint score is the snapped peak's joint-heatmap score
-    where the joint snapped, else the joint heatmap's probability at the regressed joint's
-    cell (0 outside the map): a per-joint confidence for drawing. COCO evaluation, as the
-    original, gives every joint score 1 and ranks people by the person score.
-    Without a ``joint_heatmap`` head the regressed joints are kept and scored by the person.
+    Returns ``POSE_FIELDS``; box and joint x, y in output cells times ``scale``.
+    The joint score is the snapped peak's joint-heatmap score where the joint snapped, else
+    the joint heatmap's probability at the regressed joint's cell (0 outside the map): a
+    per-joint confidence for drawing. Without a ``joint_heatmap`` head the regressed joints
+    are kept and scored by the person.
     """
-    det = decode_centers(preds, meta, k)
+    det = center_peaks(preds, k)
     b, kk = det.scores.shape
     h, w = preds["heatmap"].shape[-2:]
-    cell = torch.stack([(det.inds % w).float(), torch.div(det.inds, w, rounding_mode="floor").float()], -1)
+    cell = torch.stack(cell_xy(det.inds, w), -1)
     joints = gather_at(preds["joint_offsets"].float(), det.inds).view(b, kk, num_joints, 2) + cell.unsqueeze(2)
     if "joint_heatmap" in preds:
         hm = preds["joint_heatmap"].float()
@@ -105,11 +114,35 @@ def decode_poses(
         jscore = torch.where(snapped, snap_score, at_cell * in_map)
     else:
         jscore = det.scores.unsqueeze(-1).expand(b, kk, num_joints)
-    xy = batch_apply_affine(meta.inverse, joints.detach().cpu().numpy())  # (B, K, J, 2) original pixels
-    kps = np.concatenate([xy, jscore.detach().cpu().numpy()[..., None]], -1).astype(np.float32)
-    scores = det.scores.cpu().numpy()
-    classes = det.classes.cpu().numpy()
+    keypoints = torch.cat([joints * scale, jscore.unsqueeze(-1)], -1)
+    return {"boxes": det.boxes_out * scale, "scores": det.scores, "classes": det.classes, "keypoints": keypoints}
+
+
+def pose_predictions(dets: dict[str, np.ndarray], meta: BatchMeta, scale: float = 1.0) -> list[Predictions]:
+    """``decode_pose_tensors`` output (numpy) -> per image Predictions with extras["keypoints"]
+    (K, J, 3): joint x, y in original pixels and the joint score.
+
+    COCO evaluation, as the original, gives every joint score 1 and ranks people by the
+    person score.
+    """
+    boxes = boxes_to_original(dets["boxes"], meta, scale)
+    kp = dets["keypoints"]
+    xy = points_to_original(kp[..., :2], meta, scale)  # (B, K, J, 2) original pixels
+    kps = np.concatenate([xy, kp[..., 2:3]], -1).astype(np.float32)
+    scores, classes = dets["scores"], dets["classes"]
     return [
-        Predictions(meta.image_ids[i], det.boxes[i], scores[i], classes[i], {"keypoints": kps[i]})
-        for i in range(len(meta))
+        Predictions(meta.image_ids[i], boxes[i], scores[i], classes[i], {"keypoints": kps[i]}) for i in range(len(meta))
     ]
+
+
+def decode_poses(
+    preds: dict[str, Tensor],
+    meta: BatchMeta,
+    k: int = 100,
+    num_joints: int = 17,
+    snap_threshold: float = 0.1,
+    snap_distance: float = 0.3,
+) -> list[Predictions]:
+    """Raw maps of a batch -> per image Predictions (``decode_pose_tensors`` then ``pose_predictions``)."""
+    dets = decode_pose_tensors(preds, k, num_joints, snap_threshold, snap_distance)
+    return pose_predictions(detections_to_numpy(dets), meta)
