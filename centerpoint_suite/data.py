@@ -80,6 +80,14 @@ class EvalDataset(Dataset):
 
 def prepare_eval(sample: Sample, task: Task, resize: EvalResize, with_targets: bool = False) -> Item:
     m, in_hw = eval_affine(sample.hw, resize)
+    return prepare_warped(sample, task, m, in_hw, with_targets)
+
+
+def prepare_warped(
+    sample: Sample, task: Task, m: np.ndarray, in_hw: tuple[int, int], with_targets: bool = False
+) -> Item:
+    """The sample warped by ``m`` (original pixels -> input pixels) into ``in_hw``; with
+    ``with_targets`` also the task targets of that geometry (oracle)."""
     image = warp_image(sample.image, m, in_hw)
     targets = None
     if with_targets:

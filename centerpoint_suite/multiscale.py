@@ -23,13 +23,13 @@ from collections.abc import Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
-from .data import Batch, Item, collate, prepare_eval
+from .data import Batch, Item, collate, prepare_eval, prepare_warped
 from .errors import UserError
 from .geometry import center_scale_affine
 from .nms import MergeSettings, soft_nms
 from .task import SampleSource, Task
-from .transforms import STRIDE, EvalResize, eval_affine, output_inverse, warp_image
-from .types import OutputGeometry, Predictions, Sample
+from .transforms import EvalResize, eval_affine
+from .types import Predictions, Sample
 
 MULTIPLE = 32  # fixed-mode inputs of other scales are rounded to this (the networks' total stride)
 
@@ -97,12 +97,7 @@ def prepare_scaled(sample: Sample, task: Task, resize: EvalResize, scale: float,
     if scale == 1.0:
         return prepare_eval(sample, task, resize, with_targets)
     m, in_hw = scaled_eval_affine(sample.hw, resize, scale)
-    image = warp_image(sample.image, m, in_hw)
-    targets = None
-    if with_targets:
-        geometry = OutputGeometry((m / STRIDE).astype(np.float32), (in_hw[0] // STRIDE, in_hw[1] // STRIDE))
-        targets = task.build_targets(sample, geometry)
-    return Item(image, targets, output_inverse(m), sample.image_id, sample.hw, sample.calib)
+    return prepare_warped(sample, task, m, in_hw, with_targets)
 
 
 class MultiScaleEvalDataset(Dataset):

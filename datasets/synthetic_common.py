@@ -213,6 +213,21 @@ def mask_polygons(mask: np.ndarray, x0: int = 0, y0: int = 0) -> list[list[float
 # ----------------------------------------------------------------------------- output folder
 
 
+def generator_params(
+    generator: str, version: int, num_train: int, num_val: int, image_size: tuple[int, int], seed: int, vary_size: bool
+) -> dict:
+    """What determines a COCO-style generator's output (recorded in ``ROOT/DONE``)."""
+    return {
+        "generator": generator,
+        "version": version,
+        "num_train": int(num_train),
+        "num_val": int(num_val),
+        "image_size": [int(image_size[0]), int(image_size[1])],
+        "seed": int(seed),
+        "vary_size": bool(vary_size),
+    }
+
+
 def _canonical(params: dict) -> dict:
     return json.loads(json.dumps(params, sort_keys=True))
 

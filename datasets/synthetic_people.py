@@ -34,6 +34,7 @@ from .synthetic_canvas import Canvas, mask_at
 from .synthetic_common import (
     contrasting_colour,
     generate_coco_folder,
+    generator_params,
     jittered_size,
     mask_polygons,
     shade,
@@ -362,15 +363,7 @@ def generate_people(
                 are independently scaled by a random 0.7..1.3.
     seed:       same seed and parameters -> byte-identical annotation files and images.
     """
-    params = {
-        "generator": "people",
-        "version": VERSION,
-        "num_train": int(num_train),
-        "num_val": int(num_val),
-        "image_size": [int(image_size[0]), int(image_size[1])],
-        "seed": int(seed),
-        "vary_size": bool(vary_size),
-    }
+    params = generator_params("people", VERSION, num_train, num_val, image_size, seed, vary_size)
     return generate_coco_folder(
         Path(root),
         params,

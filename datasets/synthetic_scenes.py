@@ -38,7 +38,7 @@ import numpy as np
 from . import synthetic_people as people
 from . import synthetic_shapes as shapes
 from .synthetic_canvas import Canvas
-from .synthetic_common import generate_coco_files, jittered_size, textured_background
+from .synthetic_common import generate_coco_files, generator_params, jittered_size, textured_background
 
 VERSION = 1
 PERSON_ID = 1
@@ -100,15 +100,7 @@ def generate_scenes(
                 are independently scaled by a random 0.7..1.3.
     seed:       same seed and parameters -> byte-identical annotation files and images.
     """
-    params = {
-        "generator": "scenes",
-        "version": VERSION,
-        "num_train": int(num_train),
-        "num_val": int(num_val),
-        "image_size": [int(image_size[0]), int(image_size[1])],
-        "seed": int(seed),
-        "vary_size": bool(vary_size),
-    }
+    params = generator_params("scenes", VERSION, num_train, num_val, image_size, seed, vary_size)
     return generate_coco_files(
         Path(root),
         params,
