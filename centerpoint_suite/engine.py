@@ -12,6 +12,7 @@ from .config import Experiment, TestConfig
 from .data import Batch, EvalDataset, Item, collate
 from .errors import UserError
 from .models import build_network
+from .models.optimize import prepare_for_inference
 from .multiscale import (
     MultiScaleEvalDataset,
     check_scales,
@@ -78,10 +79,8 @@ class Predictor:
     ) -> None:
         check_scales(scales)
         check_task_scales(task, scales)
-        self.model = model.eval().to(device)
         self.channels_last = channels_last and device.type == "cpu"
-        if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+        self.model = prepare_for_inference(model.to(device), self.channels_last)  # a folded, fused copy
         self.task, self.norm, self.device, self.k, self.flip_test = task, norm, device, k, flip_test
         self.scales, self.merge = ordered_scales(scales), merge
 

@@ -37,6 +37,7 @@ from .data import TrainDataset, collate
 from .engine import build_model, eval_resize, predictor_from_experiment, resolve_device
 from .errors import TrainingError, UserError
 from .models.base import module_key
+from .models.optimize import make_optimizer
 from .progress import Progress
 from .runlog import Hook, RunLog
 from .sampling import GlobalBatchSampler
@@ -175,9 +176,7 @@ class Trainer:
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.engine = nn.parallel.DistributedDataParallel(self.loss_model, device_ids=ids)
-        self.optimizer = torch.optim.Adam(
-            self.loss_model.parameters(), lr=exp.train.lr, weight_decay=exp.train.weight_decay
-        )
+        self.optimizer = make_optimizer(self.loss_model.parameters(), exp.train.lr, exp.train.weight_decay)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=exp.train.amp and self.device.type == "cuda")
         self.norm = get_normalization(exp.data.normalization)
         self.sampler = GlobalBatchSampler(

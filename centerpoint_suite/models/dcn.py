@@ -10,15 +10,19 @@ checkpoints load unchanged. The offsets and mask are predicted from the input by
   documents);
 - mask = sigmoid of the last K channels.
 
-Two interchangeable kernels compute the convolution itself:
+Three interchangeable kernels compute the convolution itself:
 
 - ``"torchvision"``: ``torchvision.ops.deform_conv2d`` (the reference);
 - ``"grid_sample"``: pure torch: all taps sampled bilinearly by one ``F.grid_sample`` call,
-  masked, then one matrix product; about 2x faster on CPU (benchmarks/bench_networks.py),
-  equal to the reference within float32 rounding (tests check 1e-5, values and gradients).
+  masked, then one matrix product (NCHW columns);
+- ``"gather"``: pure torch, channels-last: the four bilinear corners of every tap are
+  gathered as rows of the (N*H*W, C) input and summed with their weights (bilinear weight x
+  mask, zero outside the image) by one ``F.embedding_bag`` call into a (N*Ho*Wo, K*C) column
+  matrix, finished by one matrix product whose result is already the channels-last output.
+  No NCHW<->NHWC copies around it; equal to the reference within float32 rounding.
 
-The default (``"auto"``) is ``"grid_sample"`` on CPU and ``"torchvision"`` elsewhere;
-override with ``set_deform_impl(model, name)``.
+The default (``"auto"``) is ``"gather"`` on CPU and ``"torchvision"`` elsewhere; override
+with ``set_deform_impl(model, name)``.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import deform_conv2d
 
-IMPLS = ("auto", "torchvision", "grid_sample")
+IMPLS = ("auto", "torchvision", "grid_sample", "gather")
 
 
 def deform_conv2d_sample(
@@ -91,6 +95,72 @@ def deform_conv2d_sample(
     return out.view(n, cout, ho, wo)
 
 
+def deform_conv2d_gather(
+    x: Tensor,
+    offset: Tensor,
+    mask: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: int = 1,
+    padding: int = 1,
+    dilation: int = 1,
+) -> Tensor:
+    """Modulated deformable convolution as one channels-last gather + GEMM.
+
+    Same arguments, semantics and result as ``deform_conv2d_sample`` (x (N, C, H, W),
+    offset (N, 2K, Ho, Wo) as (dy, dx) per tap in input pixels, mask (N, K, Ho, Wo), weight
+    (Cout, C, kh, kw)); returns (N, Cout, Ho, Wo) in channels_last memory. Any memory format
+    in; channels_last inputs avoid every layout copy.
+
+    Tap k of output (i, j) samples (py, px) = (i*s - p + ky*d + dy, j*s - p + kx*d + dx);
+    its corners (y0 + a, x0 + b), a, b in {0, 1}, y0 = floor(py), carry the weights
+    |1 - a - (py - y0)| * |1 - b - (px - x0)| * mask, zero for corners outside the image.
+    """
+    n, c, h, w = x.shape
+    cout, cin, kh, kw = weight.shape
+    if cin != c:
+        raise ValueError(f"deform_conv2d: input has {c} channels, weight expects {cin} (groups unsupported)")
+    k = kh * kw
+    ho, wo = offset.shape[-2:]
+    if offset.shape[1] != 2 * k or mask.shape[1] != k:
+        raise ValueError(
+            f"deform_conv2d: offset {tuple(offset.shape)} / mask {tuple(mask.shape)} need {2 * k} / {k} "
+            "channels (one offset group)"
+        )
+    dev, dt = x.device, x.dtype
+    off = offset.permute(0, 2, 3, 1).unflatten(-1, (k, 2))  # (N, Ho, Wo, K, 2), a view when channels_last
+    ky = (torch.arange(kh, device=dev, dtype=dt) * dilation).repeat_interleave(kw)  # (K,)
+    kx = (torch.arange(kw, device=dev, dtype=dt) * dilation).repeat(kh)
+    oy = torch.arange(ho, device=dev, dtype=dt) * stride - padding
+    ox = torch.arange(wo, device=dev, dtype=dt) * stride - padding
+    py = off[..., 0] + (oy[:, None, None] + ky)  # (N, Ho, Wo, K)
+    px = off[..., 1] + (ox[:, None] + kx)
+    y0, x0 = py.floor(), px.floor()
+    ly, lx = py - y0, px - x0
+    y0, x0 = y0.long(), x0.long()
+    m = mask.permute(0, 2, 3, 1)  # (N, Ho, Wo, K)
+    base = (torch.arange(n, device=dev) * (h * w)).view(n, 1, 1, 1)
+    rows = x.permute(0, 2, 3, 1).reshape(n * h * w, c)  # a view when x is channels_last
+    idx, wgt = [], []
+    for a in (0, 1):
+        yy = y0 + a
+        wy = ly if a else 1 - ly
+        vy = (yy >= 0) & (yy < h)
+        yy = yy.clamp(0, h - 1) * w + base
+        for b in (0, 1):
+            xx = x0 + b
+            wgt.append(wy * (lx if b else 1 - lx) * m * (vy & (xx >= 0) & (xx < w)))
+            idx.append(yy + xx.clamp(0, w - 1))
+    # one fused kernel: row gather of the 4 corners and their weighted sum -> (N*Ho*Wo*K, C)
+    cols = F.embedding_bag(
+        torch.stack(idx, -1).view(-1, 4), rows, per_sample_weights=torch.stack(wgt, -1).view(-1, 4), mode="sum"
+    )
+    cols = cols.view(n * ho * wo, k * c)
+    wmat = weight.permute(0, 2, 3, 1).reshape(cout, k * c)  # (Cout, K*C), tap-major as the columns
+    out = torch.addmm(bias, cols, wmat.t()) if bias is not None else cols @ wmat.t()
+    return out.view(n, ho, wo, cout).permute(0, 3, 1, 2)
+
+
 class ModulatedDeformConv(nn.Module):
     """DCNv2 layer (state-dict compatible with the original ``DCN``); see module docstring.
 
@@ -141,7 +211,11 @@ class ModulatedDeformConv(nn.Module):
         offset, mask = self.offsets_and_mask(x)
         impl = self.impl
         if impl == "auto":
-            impl = "grid_sample" if x.device.type == "cpu" else "torchvision"
+            impl = "gather" if x.device.type == "cpu" else "torchvision"
+        if impl == "gather":
+            return deform_conv2d_gather(
+                x, offset, mask, self.weight, self.bias, self.stride, self.padding, self.dilation
+            )
         if impl == "grid_sample":
             return deform_conv2d_sample(
                 x, offset, mask, self.weight, self.bias, self.stride, self.padding, self.dilation
@@ -165,7 +239,7 @@ class ModulatedDeformConv(nn.Module):
 
 
 def set_deform_impl(model: nn.Module, impl: str) -> nn.Module:
-    """Switch every ``ModulatedDeformConv`` in ``model`` to ``impl`` ("auto", "torchvision", "grid_sample")."""
+    """Switch every ``ModulatedDeformConv`` in ``model`` to ``impl`` (one of ``IMPLS``)."""
     if impl not in IMPLS:
         raise ValueError(f"deformable conv impl {impl!r}; choose from {IMPLS}")
     for m in model.modules():

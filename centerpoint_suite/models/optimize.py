@@ -1,0 +1,207 @@
+"""Network preparation for prediction and for training, each in one function.
+
+``prepare_for_inference(net)`` returns an eval-mode copy (the caller's network, its
+state_dict keys and its checkpoints are untouched) in which:
+
+- every batch norm that directly follows a convolution (plain, transposed or deformable)
+  is folded into it: ``w' = w * g / sqrt(var + eps)`` per output channel,
+  ``b' = (b - mean) * g / sqrt(var + eps) + beta``;
+- each plain 3x3 / 1x1 convolution with the ReLU (and, in residual blocks, the residual
+  addition) that follows it becomes one oneDNN call (``torch.ops.mkldnn._convolution_pointwise``,
+  plain torch ops where that is unavailable, off the CPU or when gradients are wanted);
+- the memory format is channels_last on CPU.
+
+Outputs equal the unprepared network's within float32 rounding (tests check 1e-4 relative).
+
+``make_optimizer(params, lr, weight_decay, device)`` is the training side: Adam with the
+multi-tensor (``foreach``) update, the fastest CPU variant measured here (``centerpoint bench``).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models import resnet as tv_resnet
+
+from . import dla, hourglass
+from .dcn import ModulatedDeformConv
+from .resnet import ResNetBody
+
+_POINTWISE = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None)
+
+
+def _bn_scale_shift(bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
+    """Per-channel (scale, shift) of an eval-mode batch norm: y = x * scale + shift."""
+    scale = bn.weight.detach() * torch.rsqrt(bn.running_var + bn.eps)
+    return scale, bn.bias.detach() - bn.running_mean * scale
+
+
+def fold_bn_into(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
+    """In place: ``conv`` (Conv2d, ConvTranspose2d with groups 1, or ModulatedDeformConv)
+    followed by eval-mode ``bn`` becomes one layer with the same output (a bias is added)."""
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("batch norm without running statistics cannot be folded")
+    scale, shift = _bn_scale_shift(bn)
+    w = conv.weight.detach()
+    if isinstance(conv, nn.ConvTranspose2d):
+        if conv.groups != 1:
+            raise ValueError("folding a batch norm into a grouped transposed convolution is not supported")
+        w = w * scale.view(1, -1, 1, 1)  # (Cin, Cout, kh, kw)
+    else:
+        w = w * scale.view(-1, 1, 1, 1)  # (Cout, Cin, kh, kw)
+    b = conv.bias.detach() if conv.bias is not None else torch.zeros_like(scale)
+    conv.weight = nn.Parameter(w, requires_grad=False)
+    conv.bias = nn.Parameter(b * scale + shift, requires_grad=False)
+
+
+class FusedConv(nn.Module):
+    """conv2d (BN folded) [+ other] [-> ReLU] as one oneDNN call on CPU.
+
+    (N, Cin, H, W) -> (N, Cout, Ho, Wo); ``other`` (same shape as the output) is added
+    before the ReLU (residual connections).
+    """
+
+    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None, relu: bool) -> None:
+        super().__init__()
+        if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+            raise ValueError("FusedConv needs numeric zero padding")
+        conv = copy.deepcopy(conv)
+        if bn is not None:
+            fold_bn_into(conv, bn)
+        self.weight = nn.Parameter(conv.weight.detach(), requires_grad=False)
+        b = conv.bias.detach() if conv.bias is not None else None
+        self.bias = None if b is None else nn.Parameter(b, requires_grad=False)
+        self.stride, self.padding, self.dilation = list(conv.stride), list(conv.padding), list(conv.dilation)
+        self.groups, self.relu = conv.groups, relu
+
+    def forward(self, x: Tensor, other: Tensor | None = None) -> Tensor:
+        act = "relu" if self.relu else "none"
+        if _POINTWISE is not None and x.device.type == "cpu" and x.dtype == torch.float32:
+            if not (torch.is_grad_enabled() and (x.requires_grad or (other is not None and other.requires_grad))):
+                args = (self.padding, self.stride, self.dilation, self.groups)
+                if other is None:
+                    return _POINTWISE(x, self.weight, self.bias, *args, act, [], "")
+                return _POINTWISE.binary(x, other, self.weight, self.bias, *args, "add", 1.0, act, [], "")
+        y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        if other is not None:
+            y = y + other
+        return F.relu(y) if self.relu else y
+
+    def extra_repr(self) -> str:
+        w = self.weight.shape
+        return f"{w[1] * self.groups}, {w[0]}, kernel_size={tuple(w[2:])}, stride={self.stride}, relu={self.relu}"
+
+
+class FusedResidual(nn.Module):
+    """Residual block for inference: convs[:-1] (each with ReLU), then relu(convs[-1](.) + skip).
+
+    ``forward(x, residual=None)``: the skip branch is ``skip(x)`` unless ``residual`` is given
+    (DLA's trees pass a projected residual).
+    """
+
+    def __init__(self, convs: list[FusedConv], skip: nn.Module) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(convs)
+        self.skip = skip
+
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        if residual is None:
+            residual = self.skip(x)
+        y = x
+        for conv in self.convs[:-1]:
+            y = conv(y)
+        return self.convs[-1](y, residual)
+
+
+def _skip(module: nn.Module | None) -> nn.Module:
+    return nn.Identity() if module is None else _convert(module)
+
+
+def _residual(m: nn.Module) -> nn.Module | None:
+    """An inference twin of a known residual block, None for other modules."""
+    if isinstance(m, (tv_resnet.BasicBlock, dla.BasicBlock)):
+        skip = _skip(getattr(m, "downsample", None))
+        return FusedResidual([FusedConv(m.conv1, m.bn1, True), FusedConv(m.conv2, m.bn2, True)], skip)
+    if isinstance(m, tv_resnet.Bottleneck):
+        convs = [FusedConv(m.conv1, m.bn1, True), FusedConv(m.conv2, m.bn2, True), FusedConv(m.conv3, m.bn3, True)]
+        return FusedResidual(convs, _skip(m.downsample))
+    if isinstance(m, hourglass.Residual):
+        return FusedResidual([FusedConv(m.conv1, m.bn1, True), FusedConv(m.conv2, m.bn2, True)], _skip(m.skip))
+    return None
+
+
+# modules whose forward is relu(bn(conv(x))) with these attribute names
+_CONV_BN_RELU = {ResNetBody: ("conv1", "bn1", "relu"), dla.Root: ("conv", "bn", "relu")}
+_CONV_BN_RELU[hourglass.ConvBNReLU] = ("conv", "bn", "relu")
+
+
+def _fuse_sequence(seq: nn.Sequential) -> nn.Sequential:
+    """conv -> BN -> ReLU runs inside a Sequential: fused / folded, the consumed layers dropped."""
+    items, out, i = list(seq), [], 0
+    while i < len(items):
+        m = items[i]
+        nxt = items[i + 1] if i + 1 < len(items) else None
+        bn = nxt if isinstance(nxt, nn.BatchNorm2d) else None
+        if type(m) is nn.Conv2d:
+            j = i + 1 + (bn is not None)
+            relu = j < len(items) and isinstance(items[j], nn.ReLU)
+            out.append(FusedConv(m, bn, relu))
+            i = j + relu
+            continue
+        if bn is not None and (isinstance(m, ModulatedDeformConv) or (type(m) is nn.ConvTranspose2d and m.groups == 1)):
+            fold_bn_into(m, bn)
+            out.append(m)
+            i += 2
+            continue
+        out.append(m)
+        i += 1
+    return nn.Sequential(*out)
+
+
+def _convert(m: nn.Module) -> nn.Module:
+    """The inference twin of ``m`` (children converted recursively; ``m`` may be modified)."""
+    twin = _residual(m)
+    if twin is not None:
+        return twin
+    for name, child in list(m.named_children()):
+        setattr(m, name, _convert(child))
+    names = next((v for k, v in _CONV_BN_RELU.items() if isinstance(m, k)), None)
+    if names is not None:
+        conv, bn, relu = names
+        setattr(m, conv, FusedConv(getattr(m, conv), getattr(m, bn), True))
+        setattr(m, bn, nn.Identity())
+        setattr(m, relu, nn.Identity())
+    if isinstance(m, dla.DeformConv):
+        fold_bn_into(m.conv, m.actf[0])
+        m.actf[0] = nn.Identity()
+    if isinstance(m, nn.Sequential):
+        return _fuse_sequence(m)
+    return m
+
+
+def prepare_for_inference(net: nn.Module, channels_last: bool | None = None) -> nn.Module:
+    """An eval-mode, batch-norm-folded, conv+ReLU-fused copy of ``net`` for prediction.
+
+    channels_last: memory format of the copy (None: channels_last on CPU). ``net`` itself
+    is not modified (its training, state_dict keys and checkpoints stay as they are). Feed
+    the copy inputs in the same memory format for the fastest path.
+    """
+    was_training = net.training
+    out = copy.deepcopy(net.eval())
+    net.train(was_training)
+    out = _convert(out).eval()
+    out.requires_grad_(False)
+    device = next(out.parameters()).device
+    if channels_last if channels_last is not None else device.type == "cpu":
+        out = out.to(memory_format=torch.channels_last)
+    return out
+
+
+def make_optimizer(
+    params, lr: float, weight_decay: float = 0.0, device: torch.device | None = None
+) -> torch.optim.Optimizer:
+    """Adam with the multi-tensor update (``foreach``): one kernel per step for all parameters."""
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
