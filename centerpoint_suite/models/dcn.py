@@ -128,33 +128,29 @@ def deform_conv2d_gather(
             "channels (one offset group)"
         )
     dev, dt = x.device, x.dtype
-    off = offset.permute(0, 2, 3, 1).unflatten(-1, (k, 2))  # (N, Ho, Wo, K, 2), a view when channels_last
+    # sampling points (N, Ho, Wo, K, 2) as (y, x) input pixels: the regular grid plus the offsets
     ky = (torch.arange(kh, device=dev, dtype=dt) * dilation).repeat_interleave(kw)  # (K,)
     kx = (torch.arange(kw, device=dev, dtype=dt) * dilation).repeat(kh)
     oy = torch.arange(ho, device=dev, dtype=dt) * stride - padding
     ox = torch.arange(wo, device=dev, dtype=dt) * stride - padding
-    py = off[..., 0] + (oy[:, None, None] + ky)  # (N, Ho, Wo, K)
-    px = off[..., 1] + (ox[:, None] + kx)
-    y0, x0 = py.floor(), px.floor()
-    ly, lx = py - y0, px - x0
-    y0, x0 = y0.long(), x0.long()
-    m = mask.permute(0, 2, 3, 1)  # (N, Ho, Wo, K)
-    base = (torch.arange(n, device=dev) * (h * w)).view(n, 1, 1, 1)
+    regular = torch.stack(torch.broadcast_tensors(oy[:, None, None] + ky, ox[None, :, None] + kx), -1)
+    pts = offset.permute(0, 2, 3, 1).unflatten(-1, (k, 2)) + regular  # a view of offset when channels_last
+    low = pts.floor()
+    frac = pts - low
+    # the 4 corners (0,0), (0,1), (1,0), (1,1) of each point: (N, Ho, Wo, K, 4, 2), clamped into the image
+    corners = low.unsqueeze(-2) + torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]], device=dev, dtype=dt)
+    limit = torch.tensor([h - 1, w - 1], device=dev, dtype=dt)
+    inside = torch.minimum(corners.clamp(min=0), limit)
+    valid = (inside == corners).all(-1)  # (N, Ho, Wo, K, 4): corners outside read zeros
+    wy = torch.stack((1 - frac[..., 0], frac[..., 0]), -1)  # (N, Ho, Wo, K, 2) weights of rows y0, y0 + 1
+    wx = torch.stack((1 - frac[..., 1], frac[..., 1]), -1)
+    wgt = (wy.unsqueeze(-1) * wx.unsqueeze(-2)).flatten(-2) * (mask.permute(0, 2, 3, 1).unsqueeze(-1) * valid)
+    inside = inside.long()
+    base = (torch.arange(n, device=dev) * (h * w)).view(n, 1, 1, 1, 1)
+    idx = inside[..., 0] * w + inside[..., 1] + base  # (N, Ho, Wo, K, 4) rows of the (N*H*W, C) input
     rows = x.permute(0, 2, 3, 1).reshape(n * h * w, c)  # a view when x is channels_last
-    idx, wgt = [], []
-    for a in (0, 1):
-        yy = y0 + a
-        wy = ly if a else 1 - ly
-        vy = (yy >= 0) & (yy < h)
-        yy = yy.clamp(0, h - 1) * w + base
-        for b in (0, 1):
-            xx = x0 + b
-            wgt.append(wy * (lx if b else 1 - lx) * m * (vy & (xx >= 0) & (xx < w)))
-            idx.append(yy + xx.clamp(0, w - 1))
     # one fused kernel: row gather of the 4 corners and their weighted sum -> (N*Ho*Wo*K, C)
-    cols = F.embedding_bag(
-        torch.stack(idx, -1).view(-1, 4), rows, per_sample_weights=torch.stack(wgt, -1).view(-1, 4), mode="sum"
-    )
+    cols = F.embedding_bag(idx.reshape(-1, 4), rows, per_sample_weights=wgt.reshape(-1, 4), mode="sum")
     cols = cols.view(n * ho * wo, k * c)
     wmat = weight.permute(0, 2, 3, 1).reshape(cout, k * c)  # (Cout, K*C), tap-major as the columns
     out = torch.addmm(bias, cols, wmat.t()) if bias is not None else cols @ wmat.t()
