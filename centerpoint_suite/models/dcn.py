@@ -27,6 +27,7 @@ with ``set_deform_impl(model, name)``.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -95,6 +96,23 @@ def deform_conv2d_sample(
     return out.view(n, cout, ho, wo)
 
 
+@functools.lru_cache(maxsize=64)
+def _sampling_grid(
+    kh: int, kw: int, ho: int, wo: int, stride: int, padding: int, dilation: int, device: torch.device, dtype
+) -> tuple[Tensor, Tensor]:
+    """The undeformed sampling points (Ho, Wo, K, 2) as (y, x) input pixels, and the (4, 2) steps
+    to the corners (0,0), (0,1), (1,0), (1,1); cached per shape (ordinary tensors, never inference
+    tensors, so a cache filled under ``inference_mode`` serves training too)."""
+    with torch.inference_mode(False), torch.no_grad():
+        ky = (torch.arange(kh, device=device, dtype=dtype) * dilation).repeat_interleave(kw)  # (K,)
+        kx = (torch.arange(kw, device=device, dtype=dtype) * dilation).repeat(kh)
+        oy = torch.arange(ho, device=device, dtype=dtype) * stride - padding
+        ox = torch.arange(wo, device=device, dtype=dtype) * stride - padding
+        regular = torch.stack(torch.broadcast_tensors(oy[:, None, None] + ky, ox[None, :, None] + kx), -1)
+        steps = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]], device=device, dtype=dtype)
+    return regular, steps
+
+
 def deform_conv2d_gather(
     x: Tensor,
     offset: Tensor,
@@ -129,22 +147,18 @@ def deform_conv2d_gather(
         )
     dev, dt = x.device, x.dtype
     # sampling points (N, Ho, Wo, K, 2) as (y, x) input pixels: the regular grid plus the offsets
-    ky = (torch.arange(kh, device=dev, dtype=dt) * dilation).repeat_interleave(kw)  # (K,)
-    kx = (torch.arange(kw, device=dev, dtype=dt) * dilation).repeat(kh)
-    oy = torch.arange(ho, device=dev, dtype=dt) * stride - padding
-    ox = torch.arange(wo, device=dev, dtype=dt) * stride - padding
-    regular = torch.stack(torch.broadcast_tensors(oy[:, None, None] + ky, ox[None, :, None] + kx), -1)
+    regular, corner_steps = _sampling_grid(kh, kw, ho, wo, stride, padding, dilation, dev, dt)
     pts = offset.permute(0, 2, 3, 1).unflatten(-1, (k, 2)) + regular  # a view of offset when channels_last
     low = pts.floor()
     frac = pts - low
     # the 4 corners (0,0), (0,1), (1,0), (1,1) of each point: (N, Ho, Wo, K, 4, 2), clamped into the image
-    corners = low.unsqueeze(-2) + torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]], device=dev, dtype=dt)
+    corners = low.unsqueeze(-2) + corner_steps
     limit = torch.tensor([h - 1, w - 1], device=dev, dtype=dt)
     inside = torch.minimum(corners.clamp(min=0), limit)
     valid = (inside == corners).all(-1)  # (N, Ho, Wo, K, 4): corners outside read zeros
-    wy = torch.stack((1 - frac[..., 0], frac[..., 0]), -1)  # (N, Ho, Wo, K, 2) weights of rows y0, y0 + 1
-    wx = torch.stack((1 - frac[..., 1], frac[..., 1]), -1)
-    wgt = (wy.unsqueeze(-1) * wx.unsqueeze(-2)).flatten(-2) * (mask.permute(0, 2, 3, 1).unsqueeze(-1) * valid)
+    lin = torch.stack((1 - frac, frac), -2)  # (N, Ho, Wo, K, 2, 2): [corner step, (y, x)] linear weights
+    m = mask.permute(0, 2, 3, 1).unsqueeze(-1)  # (N, Ho, Wo, K, 1)
+    wgt = ((lin[..., 0] * m).unsqueeze(-1) * lin[..., 1].unsqueeze(-2)).flatten(-2) * valid  # (N, Ho, Wo, K, 4)
     inside = inside.long()
     base = (torch.arange(n, device=dev) * (h * w)).view(n, 1, 1, 1, 1)
     idx = inside[..., 0] * w + inside[..., 1] + base  # (N, Ho, Wo, K, 4) rows of the (N*H*W, C) input
