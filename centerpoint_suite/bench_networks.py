@@ -7,7 +7,8 @@ DCNv2); the training step NCHW, plain (per-parameter) Adam with zeroed (not free
 and the original's loss (clamped sigmoid, focal loss, gathered L1 with a transpose copy).
 Ours: ``prepare_for_inference`` (folded batch norm, fused conv + ReLU, channels_last,
 gather + GEMM deformable convolution) under ``torch.inference_mode``; the training step as
-the trainer runs it (channels_last, ``make_optimizer``, gradients set to None, the task loss).
+the trainer runs it (``train_channels_last``'s memory format, ``make_optimizer``'s fused Adam,
+gradients set to None, the task loss).
 
 Also printed: the machine's matrix-product rate in the same run (2048 x 2048 float32
 ``torch.mm``) and each network's achieved GFLOP/s, FLOPs counted once per network by
@@ -31,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .heatmap import splat_gaussians
 from .models import build_network
 from .models.dcn import set_deform_impl
-from .models.optimize import make_optimizer, prepare_for_inference
+from .models.optimize import make_optimizer, prepare_for_inference, train_channels_last
 
 HEADS = {"heatmap": 80, "size": 2, "offset": 2}
 ARCHS = ("res18", "resdcn18", "dla34", "hourglass104")
@@ -163,10 +164,11 @@ def train_row(arch: str, batch: int, repeat: int) -> tuple[str, float, float]:
     base_opt = torch.optim.Adam(base_net.parameters(), lr=1e-5, foreach=False)
     torch.manual_seed(0)
     net = build_network(arch, task.heads(), heatmap_heads=task.heatmap_heads()).train()
-    net.to(memory_format=torch.channels_last)
+    fmt = torch.channels_last if train_channels_last(True, x.device) else torch.contiguous_format
+    net.to(memory_format=fmt)
     model = LossModel(net, task)
     opt = make_optimizer(model.parameters(), lr=1e-5)
-    x_cl = x.contiguous(memory_format=torch.channels_last)
+    x_cl = x.contiguous(memory_format=fmt)
 
     def baseline():
         loss = original_loss(base_net(x), targets)

@@ -37,7 +37,7 @@ from .data import TrainDataset, collate
 from .engine import build_model, eval_resize, predictor_from_experiment, resolve_device
 from .errors import TrainingError, UserError
 from .models.base import module_key
-from .models.optimize import make_optimizer
+from .models.optimize import make_optimizer, train_channels_last
 from .progress import Progress
 from .runlog import Hook, RunLog
 from .sampling import GlobalBatchSampler
@@ -167,7 +167,7 @@ class Trainer:
         net = build_model(exp).to(self.device)
         if exp.model.sync_bn and self.dist.enabled and self.device.type == "cuda" and not exp.model.frozen_bn:
             net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        self.channels_last = exp.model.channels_last and self.device.type == "cpu"
+        self.channels_last = train_channels_last(exp.model.channels_last, self.device)
         if self.channels_last:
             net.to(memory_format=torch.channels_last)
         self.net = net
