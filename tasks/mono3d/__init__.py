@@ -19,7 +19,7 @@ from centerpoint_suite.registry import TASKS
 from centerpoint_suite.task import Task
 from centerpoint_suite.types import BatchMeta, OutputGeometry, Predictions, Sample
 
-from .decode import MONO3D_FIELDS, decode_mono3d_tensors, mono3d_predictions
+from .decode import DEPTH_SCALE_FIELD, MONO3D_FIELDS, decode_mono3d_tensors, mono3d_predictions
 from .loss import decode_depth, encode_depth, mono3d_losses
 from .targets import build_mono3d_targets
 from .visualize import draw_mono3d, save_png
@@ -66,6 +66,10 @@ class Mono3D(Task):
                     teaches wrong depths); a focal length f in output cells: it regresses
                     z * f / (fx * zoom), which decode multiplies back, so depth stays
                     consistent under scale augmentation and for cameras of other focal lengths.
+    depth_uncertainty: a head for the log standard deviation of the depth, trained with the
+                    Laplace negative log-likelihood; decode multiplies each score by the depth
+                    confidence exp(-sigma in metres) (see ``loss`` and ``decode``). Off by default
+                    so the original's checkpoints load; the built-in experiment turns it on.
     min_score:      detections below this score are not written to KITTI result files.
     """
 
@@ -78,6 +82,7 @@ class Mono3D(Task):
     radius_formula: str = "cornernet"
     min_overlap: float = 0.7
     depth_focal: float | None = None
+    depth_uncertainty: bool = False
     min_score: float = 0.05
     weights: Mono3DWeights = Mono3DWeights()
 
@@ -87,7 +92,7 @@ class Mono3D(Task):
 
     # -- model -------------------------------------------------------------------------------
     def heads(self) -> dict[str, int]:
-        return {
+        heads = {
             "heatmap": max(1, len(self.classes)),
             "depth": 1,
             "rotation": 8,
@@ -95,6 +100,9 @@ class Mono3D(Task):
             "size": 2 if self.center_mode == "box2d" else 4,
             "offset": 2,
         }
+        if self.depth_uncertainty:
+            heads["depth_uncertainty"] = 1
+        return heads
 
     def flip_pairs(self) -> tuple[tuple[int, int], ...]:
         """Mirroring is safe: targets map alpha -> pi - alpha; every other target is either
@@ -132,7 +140,7 @@ class Mono3D(Task):
         return decode_mono3d_tensors(preds, k, self.center_mode, scale)
 
     def detection_fields(self) -> dict[str, str]:
-        return dict(MONO3D_FIELDS)
+        return {**MONO3D_FIELDS, **(DEPTH_SCALE_FIELD if self.depth_uncertainty else {})}
 
     def to_predictions(self, dets: dict[str, np.ndarray], meta: BatchMeta, scale: float = 1.0) -> list[Predictions]:
         return mono3d_predictions(dets, meta, self.depth_focal, scale)
@@ -144,6 +152,11 @@ class Mono3D(Task):
         if size_f.shape[1] == 4:  # l, t, r, b: a mirror swaps left and right
             size_f = size_f[:, [2, 1, 0, 3]]
         depth = (decode_depth(preds["depth"]) + decode_depth(flipped["depth"].flip(-1))) / 2
+        extra = {}
+        if "depth_uncertainty" in preds:  # the mean of the two depths: its variance averaged
+            var = torch.exp(2 * preds["depth_uncertainty"].float())
+            var_f = torch.exp(2 * flipped["depth_uncertainty"].float().flip(-1))
+            extra["depth_uncertainty"] = 0.5 * torch.log((var + var_f) / 2)
         return {
             "heatmap": flip_average_logits(preds["heatmap"], flipped["heatmap"]),
             "depth": encode_depth(depth),
@@ -151,6 +164,7 @@ class Mono3D(Task):
             "dimensions": (preds["dimensions"] + flipped["dimensions"].flip(-1)) / 2,
             "size": (preds["size"] + size_f) / 2,
             "offset": preds["offset"],
+            **extra,
         }
 
     def merges_scales(self) -> bool:
@@ -168,6 +182,9 @@ class Mono3D(Task):
              -bins[..., 1], bins[..., 1], torch.sin(res[..., 1]), torch.cos(res[..., 1])],
             dim=-1,
         )  # fmt: skip
+        extra = {}
+        if self.depth_uncertainty:  # sigma 0.0025 (regressed units): confidence about 1
+            extra["depth_uncertainty"] = torch.full_like(targets["heatmap"][:, :1], -6.0)
         return {
             "heatmap": logit(targets["heatmap"]),
             "depth": scatter_at(encode_depth(targets["depth"].float()), inds, mask, hw),
@@ -175,6 +192,7 @@ class Mono3D(Task):
             "dimensions": scatter_at(targets["dimensions"].float(), inds, mask, hw),
             "size": scatter_at(targets["size"].float(), inds, mask, hw),
             "offset": scatter_at(targets["offset"].float(), inds, mask, hw),
+            **extra,
         }
 
     # -- data ----------------------------------------------------------------------------------
