@@ -70,7 +70,8 @@ class Mono3D(Task):
                     Laplace negative log-likelihood; decode multiplies each score by the depth
                     confidence exp(-sigma in metres) (see ``loss`` and ``decode``). Off by default
                     so the original's checkpoints load; the built-in experiment turns it on.
-    min_score:      detections below this score are not written to KITTI result files.
+    min_score:      detections whose heatmap score is below this are not written to KITTI
+                    result files.
     """
 
     name: ClassVar[str] = "mono3d"
@@ -248,7 +249,9 @@ class Mono3D(Task):
     def _kitti_objects(self, pred: Predictions):
         from centerpoint_suite.datasets.kitti import objects_from_predictions
 
-        return objects_from_predictions(pred.select(pred.scores >= self.min_score), self.classes)
+        # the threshold reads the heatmap score: a depth-confidence-ranked score ranks, it does not detect
+        score2d = pred.extras.get("score2d", pred.scores)
+        return objects_from_predictions(pred.select(score2d >= self.min_score), self.classes)
 
     def write_results(self, source, predictions: list[Predictions], path: Path) -> None:
         """One KITTI result file ``<id>.txt`` per frame in folder ``path`` (label format + score);

@@ -116,3 +116,16 @@ def test_merge_flip_keeps_an_equivariant_uncertainty():
     torch.testing.assert_close(merged["depth_uncertainty"], preds["depth_uncertainty"], atol=1e-5, rtol=1e-5)
     assert "depth_log_scale" in task.detection_fields()
     assert "depth_log_scale" not in Mono3D().detection_fields()
+
+
+def test_result_files_keep_detections_by_their_heatmap_score(batch, kitti_root, tmp_path):
+    task, b = batch
+    maps = task.oracle_maps(b.targets)
+    maps["depth_uncertainty"] = torch.full_like(maps["depth_uncertainty"], 2.0)  # sigma 7.4 m: conf 6e-4
+    preds = task.decode(maps, b.meta, k=50)
+    assert all(p.scores.max() < task.min_score for p in preds)
+    src = KittiSource(kitti_root, "trainval")
+    task.write_results(src, preds, tmp_path)
+    for p in preds:
+        lines = (tmp_path / f"{p.image_id}.txt").read_text().splitlines()
+        assert len(lines) == int((p.extras["score2d"] >= task.min_score).sum()) > 0
