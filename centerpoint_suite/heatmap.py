@@ -84,13 +84,21 @@ def splat_gaussians(heatmap: np.ndarray, channels: np.ndarray, centers: np.ndarr
         y1 = min(cy + r + 1, H)
         x0 = max(cx - r, 0)
         x1 = min(cx + r + 1, W)
-        for y in range(y0, y1):
-            dy = y - cy
-            for x in range(x0, x1):
-                dx = x - cx
+        if y0 >= y1 or x0 >= x1:
+            continue
+        # the gaussian is symmetric: one exp per (|dx|, |dy|) of the window, the same expression
+        # (so the same bits) as evaluating every cell
+        ax = max(cx - x0, x1 - 1 - cx)
+        ay = max(cy - y0, y1 - 1 - cy)
+        table = np.empty((ay + 1, ax + 1))
+        for dy in range(ay + 1):
+            for dx in range(ax + 1):
                 g = np.exp(-(dx * dx + dy * dy) * inv)
-                if g < eps:
-                    g = 0.0
+                table[dy, dx] = 0.0 if g < eps else g
+        for y in range(y0, y1):
+            row = table[abs(y - cy)]
+            for x in range(x0, x1):
+                g = row[abs(x - cx)]
                 if g > heatmap[c, y, x]:
                     heatmap[c, y, x] = g
 
