@@ -87,13 +87,16 @@ def header() -> str:
     return f"{'stage':62s} {'ours ms':>10s} {'baseline ms':>12s} {'speed-up':>9s}"
 
 
-def run_stage(stage: Stage, repeat: int) -> Row:
-    """Check that ours and the baseline agree, then time them (per item). Raises RuntimeError
-    naming the stage when the outputs differ."""
+def run_stage(stage: Stage, repeat: int, strict: bool = True) -> Row:
+    """Check that ours and the baseline agree, then time them (per item). When they differ:
+    RuntimeError naming the stage (``strict``), else the row's name says so."""
+    name = stage.name
     if not stage.agree(stage.ours(), stage.baseline()):
-        raise RuntimeError(f"bench stage {stage.name!r}: ours and the baseline give different outputs")
+        if strict:
+            raise RuntimeError(f"bench stage {stage.name!r}: ours and the baseline give different outputs")
+        name += " [OUTPUTS DIFFER]"
     ours, base = interleaved_ms(stage.ours, stage.baseline, repeat)
-    return stage.name, ours / stage.per_call, base / stage.per_call
+    return name, ours / stage.per_call, base / stage.per_call
 
 
 # ---- inputs: real COCO-mini samples when given, synthetic ones otherwise ----------------------
@@ -237,6 +240,26 @@ def decode_stages(batches: Sequence[int] = (1, 8), k: int = 100, image_hw: tuple
     return stages
 
 
+@torch.no_grad()
+def spread_weights(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Deterministic weights with informative outputs (a fresh network's heads give every cell
+    nearly the same score, so detections would tie): the reference's golden-weight recipe,
+    convolutions N(0, 1 / fan_in), batch norms near identity, biases N(0, 0.1)."""
+    g = torch.Generator().manual_seed(seed)
+    for name, t in model.state_dict().items():
+        if not t.is_floating_point():
+            continue
+        if name.endswith("running_var"):
+            t.copy_(1 + 0.5 * torch.rand(t.shape, generator=g))
+        elif name.endswith("running_mean") or t.dim() == 1 and not name.endswith("weight"):
+            t.copy_(0.1 * torch.randn(t.shape, generator=g))
+        elif t.dim() == 1:
+            t.copy_(1 + 0.1 * torch.randn(t.shape, generator=g))
+        else:
+            t.copy_(torch.randn(t.shape, generator=g) / max(1, t[0].numel()) ** 0.5)
+    return model
+
+
 def prediction_stage(data: Path | None, arch: str = "res18", k: int = 100) -> Stage:
     """Whole prediction of one real photo: read, pre-process, forward, decode, post-process.
     The same weights on both sides; ours runs through ``engine.Predictor``."""
@@ -256,8 +279,7 @@ def prediction_stage(data: Path | None, arch: str = "res18", k: int = 100) -> St
             path, cv2.GaussianBlur(np.random.default_rng(0).integers(0, 256, (600, 1116, 3), np.uint8), (9, 9), 3)
         )
     task = create_task("boxes2d", classes=tuple(f"c{i}" for i in range(80)))
-    torch.manual_seed(0)
-    base_model = build_network(arch, task.heads(), heatmap_heads=task.heatmap_heads()).eval()
+    base_model = spread_weights(build_network(arch, task.heads(), heatmap_heads=task.heatmap_heads())).eval()
     ours_model = build_network(arch, task.heads(), heatmap_heads=task.heatmap_heads())
     ours_model.load_state_dict(base_model.state_dict())
     norm = get_normalization("original_coco")
@@ -357,7 +379,7 @@ def run_bench(
     rows: list[Row] = []
     if stages in ("data", "all"):
         for stage in data_stages(data, arch):
-            rows.append(run_stage(stage, repeat))
+            rows.append(run_stage(stage, repeat, strict=False))
             echo(format_row(rows[-1]))
         for row in target_rows(repeat):
             rows.append(row)
