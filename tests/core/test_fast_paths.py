@@ -10,7 +10,7 @@ import torch
 
 from centerpoint_suite import create_task
 from centerpoint_suite.centers import logit
-from centerpoint_suite.heatmap import cell_xy, gather_at, peak_scores, topk_peaks
+from centerpoint_suite.heatmap import cell_xy, gather_at, peak_scores, topk_peaks, topk_peaks_torch
 from centerpoint_suite.transforms import (
     NORMALIZATIONS,
     EvalResize,
@@ -136,3 +136,49 @@ def test_box_decode_on_real_maps_is_unchanged(coco, monkeypatch):
         assert a.image_id == b.image_id
         for x, y in ((a.boxes, b.boxes), (a.scores, b.scores), (a.classes, b.classes)):
             assert x.dtype == y.dtype and np.array_equal(x, y)
+
+
+def _plateau_maps(seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 6, 13, 17, generator=g).round()  # many ties and plateaus
+    x[1, 2] = torch.arange(17.0)  # a ramp: only its last column peaks
+    return x
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_numba_top_k_equals_the_torch_top_k(seed):
+    """The eager kernel and the exportable torch path: the same K values; where no value ties,
+    the same classes and cells; tied values by ascending class-major index (a canonical order)."""
+    g = torch.Generator().manual_seed(seed)
+    distinct = torch.randn(3, 5, 11, 9, generator=g)
+    fewest = int((peak_scores(distinct) > float("-inf")).flatten(1).sum(1).min())
+    for k in (1, 20, fewest):  # beyond the peaks the filler cells are arbitrary in torch
+        got, ref = topk_peaks(distinct, k), topk_peaks_torch(distinct, k)
+        for a, b in zip(got, ref):
+            assert torch.equal(a, b)
+    ties = _plateau_maps(seed)
+    hw = ties.shape[2] * ties.shape[3]
+    for k in (10, 200, ties[0].numel()):
+        got, ref = topk_peaks(ties, k), topk_peaks_torch(ties, k)
+        assert torch.equal(got[0], ref[0])
+        flat = got[1] * hw + got[2]
+        peaks = peak_scores(ties)
+        for i in range(ties.shape[0]):
+            same_value = got[0][i][1:] == got[0][i][:-1]
+            assert (flat[i][1:][same_value] > flat[i][:-1][same_value]).all()  # ascending within ties
+            last = got[0][i][-1]
+            above = got[0][i] > last  # strictly better than the K-th: one right set
+            ref_flat = ref[1][i] * hw + ref[2][i]
+            assert sorted(flat[i][above].tolist()) == sorted(ref_flat[above].tolist())
+            # the K-th value's ties: the lowest class-major indices among the peaks of that value
+            tied = torch.nonzero(torch.sigmoid(peaks[i]).flatten() == last).flatten()
+            assert flat[i][~above].tolist() == tied[: int((~above).sum())].tolist()
+
+
+def test_fewer_peaks_than_k_fill_with_zero_scores():
+    x = torch.arange(10.0).expand(1, 2, 4, 10).contiguous()  # peaks: the last column only
+    scores, classes, inds, ys, xs = topk_peaks(x, 12)
+    assert (scores[0, :8] > 0.99).all() and (scores[0, 8:] == 0).all()
+    assert set(xs[0, :8].tolist()) == {9.0}
+    cells = (classes[0] * 40 + inds[0]).tolist()
+    assert len(set(cells)) == 12  # the filler takes distinct unused cells
