@@ -266,7 +266,13 @@ def _topk_peaks_kernel(a: np.ndarray, values: np.ndarray, flat: np.ndarray) -> N
 
 
 def _exporting() -> bool:
-    return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.jit.is_scripting()
+    """Inside an ONNX export, a TorchScript trace or torch.compile: the graph needs torch ops."""
+    return (
+        torch.onnx.is_in_onnx_export()
+        or torch.jit.is_tracing()
+        or torch.jit.is_scripting()
+        or torch.compiler.is_compiling()
+    )
 
 
 def topk_peaks(logits: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:

@@ -1,9 +1,10 @@
 """Image transforms: the train-time random affine, the test-time affine, normalisation presets
 and colour augmentation.
 
-Workers only warp uint8 images (one ``cv2.warpAffine``, no float copy); the float conversion,
-colour jitter, PCA lighting and normalisation run once per batch as fused torch ops in
-``normalize_batch`` / ``colour_augment_batch``.
+Workers only warp uint8 images (one ``cv2.warpAffine``, no float copy). Normalisation runs once
+per batch: uint8 images through a 256-entry table per channel (``cv2.LUT``, one pass, bitwise the
+float multiply-add), float images (after colour jitter) as one fused torch multiply-add in
+``normalize_batch``; colour jitter and PCA lighting in ``colour_augment_batch``.
 """
 
 from __future__ import annotations
