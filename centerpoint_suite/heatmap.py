@@ -265,10 +265,12 @@ def _topk_peaks_kernel(a: np.ndarray, values: np.ndarray, flat: np.ndarray) -> N
                 nxt += 1
 
 
-def _exporting() -> bool:
-    """Inside an ONNX export, a TorchScript trace or torch.compile: the graph needs torch ops."""
+def graph_capture(t: Tensor) -> bool:
+    """True inside an ONNX export, a TorchScript trace, torch.compile or torch.export (fake or
+    functional tensor subclasses): the graph needs torch ops, so numpy / numba fast paths step aside."""
     return (
-        torch.onnx.is_in_onnx_export()
+        type(t) is not torch.Tensor
+        or torch.onnx.is_in_onnx_export()
         or torch.jit.is_tracing()
         or torch.jit.is_scripting()
         or torch.compiler.is_compiling()
@@ -288,7 +290,7 @@ def topk_peaks(logits: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor, 
     Elsewhere and when exporting: ``topk_peaks_torch`` (the same peaks; ties in any order).
     """
     b, c, h, w = logits.shape
-    if logits.device.type != "cpu" or logits.dtype != torch.float32 or _exporting():
+    if logits.device.type != "cpu" or logits.dtype != torch.float32 or graph_capture(logits):
         return topk_peaks_torch(logits, k)
     k = min(k, c * h * w)
     a = logits.detach().permute(0, 2, 3, 1).contiguous().numpy()  # no copy for channels_last

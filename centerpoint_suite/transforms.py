@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from .geometry import center_scale_affine, invert_affine
+from .heatmap import graph_capture
 
 STRIDE = 4
 
@@ -171,11 +172,13 @@ def warp_normalized(image: np.ndarray, m: np.ndarray, out_hw: tuple[int, int], n
 def normalize_batch(images: Tensor, norm: Normalization) -> Tensor:
     """uint8 or float 0..255 (B, H, W, 3) BGR -> float32 (B, 3, H, W) normalised in ``norm.order``.
 
-    uint8 on the CPU: one table look-up per byte (``normalize_image``); otherwise one fused
-    multiply-add over the contiguous NHWC data. Either way the result is a (B, 3, H, W) view in
-    channels_last memory order, which is what the CPU convolutions prefer (no extra copy).
+    uint8 on the CPU, eager: one table look-up per byte (``normalize_image``); otherwise (and in
+    an exported graph) one fused multiply-add over the contiguous NHWC data. Either way the
+    result is a (B, 3, H, W) view in channels_last memory order, which is what the CPU
+    convolutions prefer (no extra copy).
     """
-    if images.dtype == torch.uint8 and images.device.type == "cpu" and images.dim() == 4 and images.shape[-1] == 3:
+    lut_path = images.dtype == torch.uint8 and images.device.type == "cpu" and images.dim() == 4
+    if lut_path and images.shape[-1] == 3 and not graph_capture(images):
         src = images.numpy()
         out = np.empty(src.shape, np.float32)
         for i in range(src.shape[0]):
