@@ -79,12 +79,12 @@ def interleaved_ms(ours: Callable[[], object], baseline: Callable[[], object], r
 def format_row(row: Row) -> str:
     name, ours, base = row
     if base is None:
-        return f"{name:62s} {ours:10.2f} {'':>12s}"
-    return f"{name:62s} {ours:10.2f} {base:12.2f} {base / ours:8.2f}x"
+        return f"{name:76s} {ours:10.2f} {'':>12s}"
+    return f"{name:76s} {ours:10.2f} {base:12.2f} {base / ours:8.2f}x"
 
 
 def header() -> str:
-    return f"{'stage':62s} {'ours ms':>10s} {'baseline ms':>12s} {'speed-up':>9s}"
+    return f"{'stage':76s} {'ours ms':>10s} {'baseline ms':>12s} {'speed-up':>9s}"
 
 
 def run_stage(stage: Stage, repeat: int, strict: bool = True) -> Row:
@@ -367,10 +367,12 @@ def run_bench(
     echo: Callable[[str], None] = print,
     stages: str = "all",
     data: Path | None = None,
+    networks: Sequence[str] | None = None,
 ) -> list[Row]:
     """Print the machine line and the table; return its rows. ``stages``: data, networks or all.
     ``data``: a COCO folder with instances and person_keypoints files (synthetic inputs when None).
-    ``task`` is kept for the CLI's compatibility (the data stages cover boxes2d and pose2d)."""
+    ``arch``: the whole-prediction network; ``networks``: those of the network rows (default
+    ``arch``). ``task`` is kept for the CLI's compatibility (the data stages cover boxes2d and pose2d)."""
     if stages not in STAGE_CHOICES:
         raise ValueError(f"unknown bench stages {stages!r}; use one of {', '.join(STAGE_CHOICES)}")
     echo(machine_line(repeat))
@@ -385,5 +387,5 @@ def run_bench(
             rows.append(row)
             echo(format_row(row))
     if stages in ("networks", "all"):
-        rows.extend(network_rows(echo, repeat, (arch,)))
+        rows.extend(network_rows(echo, repeat, tuple(networks or (arch,))))
     return rows

@@ -473,8 +473,12 @@ def export(checkpoint, weights, arch, task_name, out, fmt, with_decode, dynamic,
     type=click.Path(path_type=Path),
     help="COCO folder with instances and person_keypoints files (real images); default: synthetic.",
 )
+@click.option(
+    "--networks",
+    help="Comma-separated networks of the network rows, e.g. res18,resdcn18,dla34,hourglass104 (default: --arch).",
+)
 @user_errors
-def bench(task_name, arch, repeat, stages, data_dir) -> None:
+def bench(task_name, arch, repeat, stages, data_dir, networks) -> None:
     """Time our stages side by side with the original's slow paths (re-implemented), interleaved
     in one run, and print the speed-up of each (baseline / ours)."""
     from centerpoint_suite.bench import run_bench
@@ -483,7 +487,11 @@ def bench(task_name, arch, repeat, stages, data_dir) -> None:
         raise UserError(f"--repeat {repeat}: must be at least 1")
     if data_dir is not None and not Path(data_dir).is_dir():
         raise UserError(f"--data {data_dir}: no such folder")
-    run_bench(task_name, arch, repeat, echo=click.echo, stages=stages, data=data_dir)
+    archs = tuple(a.strip() for a in networks.split(",") if a.strip()) if networks else (arch,)
+    unknown = [a for a in (arch, *archs) if a not in NETWORKS]
+    if unknown:
+        raise UserError(f"bench: unknown network {unknown[0]!r}; known: {', '.join(NETWORKS.names())}")
+    run_bench(task_name, arch, repeat, echo=click.echo, stages=stages, data=data_dir, networks=archs)
 
 
 @main.command("kitti-eval")

@@ -91,3 +91,5 @@ def test_cli_bench_options():
     assert res.exit_code == 2 and "nope" in res.output
     res = CliRunner().invoke(main, ["bench", "--data", "/no/such/folder"])
     assert res.exit_code == 1 and "/no/such/folder" in res.output
+    res = CliRunner().invoke(main, ["bench", "--networks", "res18,nonet"])
+    assert res.exit_code == 1 and "unknown network 'nonet'" in res.output and "Traceback" not in res.output
