@@ -97,6 +97,11 @@ def _center_loop(sample, trans_output: np.ndarray, out_hw: tuple[int, int], num_
     reg = np.zeros((max_objs, 2), dtype=np.float32)
     ind = np.zeros((max_objs), dtype=np.int64)
     reg_mask = np.zeros((max_objs), dtype=np.uint8)
+    # allocated and filled by the original whatever its options (returned only with some of them)
+    dense_wh = np.zeros((2, out_h, out_w), dtype=np.float32)  # noqa: F841
+    cat_spec_wh = np.zeros((max_objs, num_classes * 2), dtype=np.float32)
+    cat_spec_mask = np.zeros((max_objs, num_classes * 2), dtype=np.uint8)
+    gt_det = []
     slots = []  # (object index, ct_int, radius)
     for n in range(len(sample)):  # one python iteration per object
         bbox = sample.boxes[n].astype(np.float32).copy()
@@ -121,6 +126,9 @@ def _center_loop(sample, trans_output: np.ndarray, out_hw: tuple[int, int], num_
             ind[k] = ct_int[1] * out_w + ct_int[0]
             reg[k] = ct - ct_int
             reg_mask[k] = 1
+            cat_spec_wh[k, cls_id * 2 : cls_id * 2 + 2] = wh[k]
+            cat_spec_mask[k, cls_id * 2 : cls_id * 2 + 2] = 1
+            gt_det.append([ct[0] - w / 2, ct[1] - h / 2, ct[0] + w / 2, ct[1] + h / 2, 1, cls_id])
             slots.append((n, ct_int, radius))
     targets = {"heatmap": hm, "heatmap_ignore": ignore, "indices": ind, "mask": reg_mask, "size": wh, "offset": reg}
     return targets, slots
@@ -150,6 +158,8 @@ def original_pose_sample(
     hp_offset = np.zeros((max_objs * num_joints, 2), dtype=np.float32)
     hp_ind = np.zeros((max_objs * num_joints), dtype=np.int64)
     hp_mask = np.zeros((max_objs * num_joints), dtype=np.uint8)
+    dense_kps = np.zeros((num_joints, 2, out_h, out_w), dtype=np.float32)  # noqa: F841 (as the original)
+    dense_kps_mask = np.zeros((num_joints, out_h, out_w), dtype=np.float32)  # noqa: F841
     for k, (n, ct_int, hp_radius) in enumerate(slots):  # per person, then per joint
         pts = np.array(sample.keypoints[n], np.float32).reshape(num_joints, 3)
         for j in range(num_joints):
