@@ -223,7 +223,7 @@ def ctdet_post_process(
     dets: np.ndarray, centers: list, scales: list, out_hw: tuple[int, int], num_classes: int, image_hw: list
 ) -> list[dict[int, np.ndarray]]:
     """(B, K, 6) in output cells -> per image {class + 1: (n, 5) x1, y1, x2, y2, score} in original
-    pixels (clipped to the image, as ours)."""
+    pixels (corners ordered and clipped to the image, as ours; a negative predicted size swaps them)."""
     ret = []
     for i in range(dets.shape[0]):
         trans = get_affine_transform(centers[i], scales[i], (out_hw[1], out_hw[0]), inv=True)
@@ -239,6 +239,7 @@ def ctdet_post_process(
         h, w = image_hw[i]
         for j in top_preds:  # per class: a list of detections back to an array
             a = np.array(top_preds[j], dtype=np.float32).reshape(-1, 5)
+            a[:, :4] = np.concatenate([np.minimum(a[:, :2], a[:, 2:4]), np.maximum(a[:, :2], a[:, 2:4])], 1)
             a[:, [0, 2]] = a[:, [0, 2]].clip(0, w)
             a[:, [1, 3]] = a[:, [1, 3]].clip(0, h)
             top_preds[j] = a
