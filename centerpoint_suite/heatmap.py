@@ -170,8 +170,8 @@ def peak_scores(logits: Tensor, kernel: int = 3) -> Tensor:
 
 @numba.njit(inline="always")
 def _worse(v1: float, i1: int, v2: float, i2: int) -> bool:
-    """Peak (v1, i1) ranks below (v2, i2): lower value, or equal value and higher NCHW index."""
-    return v1 < v2 or (v1 == v2 and i1 > i2)
+    """Peak (v1, i1) ranks below (v2, i2): lower value, or equal value and lower NCHW index."""
+    return v1 < v2 or (v1 == v2 and i1 < i2)
 
 
 @numba.njit(inline="always")
@@ -202,9 +202,9 @@ def _topk_peaks_kernel(a: np.ndarray, values: np.ndarray, flat: np.ndarray) -> N
 
     A cell is a peak when no neighbour of its 3x3 window (same channel) is greater (ties keep
     every tied cell, as ``max_pool2d(x) == x``). A min-heap of the K best so far rejects most
-    cells with one comparison. Writes values (B, K) descending, ties by ascending NCHW flat
+    cells with one comparison. Writes values (B, K) descending, ties by descending NCHW flat
     index ``c * H * W + y * W + x`` (``flat``, (B, K)); when fewer than K cells are peaks the rest
-    are -inf at the lowest unused indices.
+    are -inf at the highest unused indices, descending.
     """
     B, H, W, C = a.shape
     k = values.shape[1]
@@ -257,12 +257,12 @@ def _topk_peaks_kernel(a: np.ndarray, values: np.ndarray, flat: np.ndarray) -> N
             used = np.zeros(C * hw, np.bool_)
             for j in range(m):
                 used[flat[b, j]] = True
-            nxt = 0
+            nxt = C * hw - 1
             for j in range(m, k):
                 while used[nxt]:
-                    nxt += 1
+                    nxt -= 1
                 values[b, j], flat[b, j] = -np.inf, nxt
-                nxt += 1
+                nxt -= 1
 
 
 def graph_capture(t: Tensor) -> bool:
@@ -286,7 +286,8 @@ def topk_peaks(logits: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor, 
     K is min(k, C*H*W).
 
     Float32 CPU maps (eager): one numba pass over the channels_last memory (``_topk_peaks_kernel``;
-    an NCHW map is copied once); equal scores come out by ascending class-major index.
+    an NCHW map is copied once); equal scores come out by descending class-major index (the
+    order that keeps the oracle tests' COCO numbers, where every object scores exactly 1).
     Elsewhere and when exporting: ``topk_peaks_torch`` (the same peaks; ties in any order).
     """
     b, c, h, w = logits.shape

@@ -148,7 +148,7 @@ def _plateau_maps(seed: int) -> torch.Tensor:
 @pytest.mark.parametrize("seed", range(3))
 def test_numba_top_k_equals_the_torch_top_k(seed):
     """The eager kernel and the exportable torch path: the same K values; where no value ties,
-    the same classes and cells; tied values by ascending class-major index (a canonical order)."""
+    the same classes and cells; tied values by descending class-major index (a canonical order)."""
     g = torch.Generator().manual_seed(seed)
     distinct = torch.randn(3, 5, 11, 9, generator=g)
     fewest = int((peak_scores(distinct) > float("-inf")).flatten(1).sum(1).min())
@@ -165,13 +165,13 @@ def test_numba_top_k_equals_the_torch_top_k(seed):
         peaks = peak_scores(ties)
         for i in range(ties.shape[0]):
             same_value = got[0][i][1:] == got[0][i][:-1]
-            assert (flat[i][1:][same_value] > flat[i][:-1][same_value]).all()  # ascending within ties
+            assert (flat[i][1:][same_value] < flat[i][:-1][same_value]).all()  # descending within ties
             last = got[0][i][-1]
             above = got[0][i] > last  # strictly better than the K-th: one right set
             ref_flat = ref[1][i] * hw + ref[2][i]
             assert sorted(flat[i][above].tolist()) == sorted(ref_flat[above].tolist())
-            # the K-th value's ties: the lowest class-major indices among the peaks of that value
-            tied = torch.nonzero(torch.sigmoid(peaks[i]).flatten() == last).flatten()
+            # the K-th value's ties: the highest class-major indices among the peaks of that value
+            tied = torch.nonzero(torch.sigmoid(peaks[i]).flatten() == last).flatten().flip(0)
             assert flat[i][~above].tolist() == tied[: int((~above).sum())].tolist()
 
 
