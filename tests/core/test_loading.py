@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -93,3 +96,32 @@ def test_train_loader_keeps_its_workers_across_epochs():
     assert list(second) == [1, 5]
     assert [w.pid for w in second._workers] == workers  # the same processes serve the next epoch
     assert train_loader(list(range(6)), [[0]], sum, workers=0).worker_init_fn is None
+
+
+FAULTS = """
+import resource, sys, torch
+from centerpoint_suite.loading import keep_freed_memory
+applied = keep_freed_memory() if sys.argv[1] == "keep" else None
+def churn():
+    for _ in range(10):
+        x = torch.empty(12_000_000)  # 48 MB: above glibc's largest mmap threshold
+        x.fill_(1.0)
+        del x
+churn()  # first touch of the memory in both cases
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+churn()
+print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_kept_memory_is_reused_without_page_faults():
+    def faults(mode: str) -> tuple[str, int]:
+        out = subprocess.run([sys.executable, "-c", FAULTS, mode], capture_output=True, text=True, check=True)
+        applied, count = out.stdout.split()
+        return applied, int(count)
+
+    (applied, kept), (_, mapped) = faults("keep"), faults("default")
+    assert applied == "True"
+    assert mapped > 10 * 11_000  # every 48 MB block faulted in again (4 KB pages)
+    assert kept < mapped / 10
