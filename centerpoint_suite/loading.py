@@ -141,6 +141,15 @@ def worker_init(worker_id: int) -> None:
     cv2.setNumThreads(0)
 
 
+def set_up_training_process(workers: int, threads: int = 0) -> ThreadPlan:
+    """Thread plan (``data.workers``, ``train.threads``) for this process's share of the usable
+    cores, applied, and freed memory kept (``keep_freed_memory``). Returns the plan."""
+    plan = plan_threads(cores_per_process(usable_cores()), workers, threads)
+    apply_thread_plan(plan)
+    keep_freed_memory()
+    return plan
+
+
 def train_loader(
     dataset: Dataset,
     batch_sampler: Sampler[Sequence],

@@ -36,14 +36,7 @@ from .config import Experiment, experiment_differences
 from .data import TrainDataset, collate
 from .engine import build_model, eval_resize, predictor_from_experiment, resolve_device
 from .errors import TrainingError, UserError
-from .loading import (
-    apply_thread_plan,
-    cores_per_process,
-    keep_freed_memory,
-    plan_threads,
-    train_loader,
-    usable_cores,
-)
+from .loading import set_up_training_process, train_loader
 from .models.base import module_key
 from .progress import Progress
 from .runlog import Hook, RunLog
@@ -167,9 +160,7 @@ class Trainer:
         quiet: bool = False,
     ) -> None:
         self.exp, self.train_source, self.val_source, self.out_dir = exp, train_source, val_source, Path(out_dir)
-        self.threads = plan_threads(cores_per_process(usable_cores()), exp.data.workers, exp.train.threads)
-        apply_thread_plan(self.threads)  # before the first torch op
-        keep_freed_memory()  # no mmap + page faults for every large tensor of every step
+        self.threads = set_up_training_process(exp.data.workers, exp.train.threads)  # before the first torch op
         self.dist = D.init_distributed(resolve_device(exp.train.device))
         self.device = self.dist.device
         self.quiet = quiet or not self.dist.is_main
