@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import torch
 from torch import Tensor
 
 from .geometry import affine_boxes, apply_affine, batch_apply_affine
-from .heatmap import RadiusFormula, fill_boxes, gather_at, integer_radius, splat_gaussians, topk_peaks
+from .heatmap import RadiusFormula, fill_boxes, gather_at, splat_gaussians, topk_peaks
 from .types import BatchMeta, OutputGeometry, Sample
 
 
@@ -30,6 +31,73 @@ class CenterTargets:
     kept: np.ndarray
     centers: np.ndarray
     boxes: np.ndarray  # (n, 4) kept boxes in output cells (clipped)
+
+
+@numba.njit(cache=True, nogil=True)
+def _radius(h: float, w: float, o: float, exact: bool) -> int:
+    """``integer_radius`` of one box, operation for operation (so the same float64 result)."""
+    b1 = h + w
+    c1 = w * h * (1 - o) / (1 + o)
+    sq1 = np.sqrt(max(b1 * b1 - 4.0 * c1, 0.0))
+    b2 = 2.0 * (h + w)
+    c2 = (1 - o) * w * h
+    sq2 = np.sqrt(max(b2 * b2 - 16.0 * c2, 0.0))
+    a3 = 4 * o
+    b3 = -2 * o * (h + w)
+    c3 = (o - 1) * w * h
+    sq3 = np.sqrt(max(b3 * b3 - 4 * a3 * c3, 0.0))
+    if exact:
+        r = min(min((b1 - sq1) / 2.0, (b2 - sq2) / 8.0), (b3 + sq3) / (2 * a3))
+    else:
+        r = min(min((b1 + sq1) / 2.0, (b2 + sq2) / 2.0), (b3 + sq3) / 2.0)
+    return max(0, int(np.floor(r)))
+
+
+@numba.njit(cache=True, nogil=True)
+def _place_centers(boxes, classes, ignore, given, use_given, heatmap, slots, min_overlap, exact):
+    """All objects of a sample in one pass, in object order (see ``center_targets``).
+
+    boxes (N, 4) f32 output cells, clipped here in place to the map's outer edge; given (N, 2)
+    f32 keypoint centres and use_given; slots = (indices (M,) i64, mask (M,) u8, size (M, 2) f32,
+    offset (M, 2) f32, kept (M,) i64, centers (M, 2) f32), filled for slots 0..n-1.
+    Returns n. Float32 values are rounded where the numpy expressions round them.
+    """
+    indices, mask, size, offset, kept, centers = slots
+    num_classes, out_h, out_w = heatmap.shape
+    max_objects = indices.shape[0]
+    fw, fh = np.float32(out_w), np.float32(out_h)
+    m = 0
+    one = np.empty(1, np.int64)
+    cell = np.empty((1, 2), np.int32)
+    rad = np.empty(1, np.int32)
+    for i in range(boxes.shape[0]):
+        for j in range(2):
+            boxes[i, 2 * j] = min(max(boxes[i, 2 * j], np.float32(0)), fw)
+            boxes[i, 2 * j + 1] = min(max(boxes[i, 2 * j + 1], np.float32(0)), fh)
+        w = np.float32(boxes[i, 2] - boxes[i, 0])
+        h = np.float32(boxes[i, 3] - boxes[i, 1])
+        if use_given:
+            cx, cy = given[i, 0], given[i, 1]
+            inside = cx >= 0 and cx < out_w and cy >= 0 and cy < out_h
+        else:
+            cx = np.float32((boxes[i, 0] + boxes[i, 2]) / 2)
+            cy = np.float32((boxes[i, 1] + boxes[i, 3]) / 2)
+            inside = True
+        c = classes[i]
+        if ignore[i] or not (w > 0 and h > 0 and inside and c >= 0 and c < num_classes) or m >= max_objects:
+            continue
+        ix, iy = min(np.int32(cx), out_w - 1), min(np.int32(cy), out_h - 1)
+        one[0], cell[0, 0], cell[0, 1] = c, ix, iy
+        rad[0] = _radius(np.float64(np.ceil(h)), np.float64(np.ceil(w)), min_overlap, exact)
+        splat_gaussians(heatmap, one, cell, rad)
+        indices[m] = np.int64(iy) * out_w + ix
+        mask[m] = 1
+        size[m, 0], size[m, 1] = w, h
+        offset[m, 0], offset[m, 1] = cx - ix, cy - iy
+        kept[m] = i
+        centers[m, 0], centers[m, 1] = cx, cy
+        m += 1
+    return m
 
 
 def center_targets(
@@ -47,42 +115,36 @@ def center_targets(
              centre (e.g. the projected 3D centre); objects whose keypoint leaves the map are dropped.
     Boxes are mapped to output cells and clipped; objects with an empty clipped box, or
     beyond ``max_objects``, get no slot. Ignored objects mark ``heatmap_ignore`` on their box.
+    Everything after the box mapping runs in one numba pass over the objects (``_place_centers``).
     """
+    if radius_formula not in ("cornernet", "exact"):
+        raise ValueError(f"unknown gaussian radius formula {radius_formula!r}; use 'cornernet' or 'exact'")
     out_h, out_w = geometry.output_hw
     heatmap = np.zeros((num_classes, out_h, out_w), np.float32)
     ignore_map = np.zeros((num_classes, out_h, out_w), np.uint8)
     n = len(sample)
     boxes = affine_boxes(geometry.trans_output, sample.boxes) if n else np.zeros((0, 4), np.float32)
+    ign = np.asarray(sample.ignore, bool)
+    given = np.zeros((n, 2), np.float32)
+    if centers is not None:
+        given = apply_affine(geometry.trans_output, np.asarray(centers, np.float64)).astype(np.float32).reshape(n, 2)
+    slots = (
+        np.zeros(max_objects, np.int64),
+        np.zeros(max_objects, np.uint8),
+        np.zeros((max_objects, 2), np.float32),
+        np.zeros((max_objects, 2), np.float32),
+        np.zeros(max_objects, np.int64),
+        np.zeros((max_objects, 2), np.float32),
+    )
+    classes = np.asarray(sample.classes, np.int64)
     # clip to the map's outer edge (the original clips to out_w - 1, which shrinks every box
     # touching the right / bottom border by up to one cell: 14 of 619 COCO-mini boxes)
-    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, out_w)
-    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, out_h)
-    wh = boxes[:, 2:] - boxes[:, :2]
-    ign = sample.ignore.astype(bool)
+    m = _place_centers(
+        boxes, classes, ign, given, centers is not None, heatmap, slots, min_overlap, radius_formula == "exact"
+    )
     if ign.any():
-        ib = boxes[ign]
-        fill_boxes(ignore_map, sample.classes[ign].astype(np.int64), ib.astype(np.float32))
-    if centers is None:
-        ctr = (boxes[:, :2] + boxes[:, 2:]) / 2
-        inside = np.ones(n, bool)
-    else:
-        ctr = apply_affine(geometry.trans_output, np.asarray(centers, np.float64)).astype(np.float32)
-        inside = (ctr[:, 0] >= 0) & (ctr[:, 0] < out_w) & (ctr[:, 1] >= 0) & (ctr[:, 1] < out_h)
-    valid = (~ign) & (wh[:, 0] > 0) & (wh[:, 1] > 0) & inside & (sample.classes >= 0) & (sample.classes < num_classes)
-    kept = np.flatnonzero(valid)[:max_objects]
-    ctr_k = ctr[kept].astype(np.float32)
-    cell = np.minimum(ctr_k.astype(np.int32), [out_w - 1, out_h - 1]).astype(np.int32)
-    radii = integer_radius(np.ceil(wh[kept, 1]), np.ceil(wh[kept, 0]), min_overlap, radius_formula)
-    splat_gaussians(heatmap, sample.classes[kept].astype(np.int64), cell, radii)
-    m = len(kept)
-    indices = np.zeros(max_objects, np.int64)
-    mask = np.zeros(max_objects, np.uint8)
-    size = np.zeros((max_objects, 2), np.float32)
-    offset = np.zeros((max_objects, 2), np.float32)
-    indices[:m] = cell[:, 1].astype(np.int64) * out_w + cell[:, 0]
-    mask[:m] = 1
-    size[:m] = wh[kept]
-    offset[:m] = ctr_k - cell
+        fill_boxes(ignore_map, classes[ign], boxes[ign])
+    indices, mask, size, offset, kept, ctr = slots
     targets = {
         "heatmap": heatmap,
         "heatmap_ignore": ignore_map,
@@ -91,7 +153,8 @@ def center_targets(
         "size": size,
         "offset": offset,
     }
-    return CenterTargets(targets, kept, ctr_k, boxes[kept])
+    kept = kept[:m]
+    return CenterTargets(targets, kept, ctr[:m].copy(), boxes[kept])
 
 
 @dataclass

@@ -25,7 +25,8 @@ from .transforms import AugmentConfig
 @dataclass(frozen=True)
 class DataConfig:
     """root: dataset folder (None: the task's built-in synthetic data, generated once and reused).
-    input_hw: train input size (h, w), multiple of 32. test_input_hw / test_mode: see EvalResize."""
+    input_hw: train input size (h, w), multiple of 32. test_input_hw / test_mode: see EvalResize.
+    workers: data loading processes; in training at most cores - 1 unless ``train.threads`` is set."""
 
     root: str | None = None
     train_split: str | None = "train"
@@ -59,7 +60,10 @@ class ModelConfig:
 class TrainConfig:
     """batch_size: the global batch, split over the processes of a distributed run.
     checkpoint_every: also write ``last.pth`` every this many iterations (0: at epoch ends only).
-    log_every: iterations between TensorBoard loss points (when tensorboard is installed)."""
+    log_every: iterations between TensorBoard loss points (when tensorboard is installed).
+    threads: intra-op threads of each training process; 0: the usable cores left after the data
+    workers (threads + workers <= cores, ``data.workers`` then an upper bound), or
+    ``OMP_NUM_THREADS`` when set; > 0: this many, with ``data.workers`` as given (see ``loading``)."""
 
     epochs: int = 70
     batch_size: int = 32
@@ -77,6 +81,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     log_every: int = 20
     tensorboard: bool = True
+    threads: int = 0
 
 
 @dataclass(frozen=True)

@@ -72,9 +72,9 @@ class FrameRunner:
         if calib is None:
             calib = self.exp.task.calibration(frame.shape[:2])
         sample = Sample(frame, image_id, empty, np.zeros(0, np.int64), np.zeros(0, bool), calib=calib)
-        with torch.no_grad():  # from the original image: every test scale warps it itself
+        with torch.inference_mode():  # from the original image: every test scale warps it itself
             pred = self.predictor.predict_samples([sample], self.resize)[0]
-        keep = pred.scores >= min(self.threshold, 0.05)
+        keep = pred.extras.get("score2d", pred.scores) >= min(self.threshold, 0.05)  # see Predictions
         pred = pred.select(keep)
         return pred, self.exp.task.draw(frame, pred, self.threshold)
 

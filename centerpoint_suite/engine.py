@@ -88,8 +88,10 @@ class Predictor:
     def multi_scale(self) -> bool:
         return len(self.scales) > 1
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def raw_maps(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """uint8 (B, H, W, 3) BGR network inputs -> raw maps, under ``inference_mode`` (no autograd
+        bookkeeping at all: the maps are only decoded)."""
         x = normalize_batch(images.to(self.device), self.norm)
         x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         if not self.flip_test:

@@ -1,5 +1,12 @@
 """Progress bars on stderr (tqdm): redrawn in place on a terminal; in logs (CI, files) a line at
-most every 30 seconds. The rate shown is tqdm's smoothed items per second of the wrapped loop."""
+most every 30 seconds.
+
+The rate shown is the average over the bar so far (items / elapsed seconds, tqdm's
+``smoothing=0``), the rate the training log reports (``train/iterations_per_s``). tqdm's default
+exponential average over the last few items read up to 5x too fast in training: the first batch
+of an epoch waits for the data workers while they fill their prefetch queue, then the prefetched
+batches arrive back to back, and with a few steps per epoch the average only sees those.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ class Progress(Iterable[T]):
             mininterval=0.2 if tty else 30.0,
             dynamic_ncols=tty,
             leave=True,
+            smoothing=0,
         )
 
     def set_postfix(self, text: str) -> None:
@@ -36,6 +44,12 @@ class Progress(Iterable[T]):
         """Items per second so far (0 before the first item)."""
         elapsed = self._bar.format_dict.get("elapsed", 0.0)
         return self._bar.n / elapsed if elapsed else 0.0
+
+    @property
+    def shown_rate(self) -> float:
+        """The items per second the bar prints now (its own estimate; 0 before the first item)."""
+        d = self._bar.format_dict
+        return d["rate"] if d.get("rate") else self.rate
 
     def __iter__(self) -> Iterator[T]:
         try:

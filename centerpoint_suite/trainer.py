@@ -36,6 +36,7 @@ from .config import Experiment, experiment_differences
 from .data import TrainDataset, collate
 from .engine import build_model, eval_resize, predictor_from_experiment, resolve_device
 from .errors import TrainingError, UserError
+from .loading import set_up_training_process, train_loader
 from .models.base import module_key
 from .models.optimize import make_optimizer, train_channels_last
 from .progress import Progress
@@ -47,7 +48,7 @@ from .transforms import colour_augment_batch, get_normalization, normalize_batch
 log = logging.getLogger(__name__)
 
 # fields a resumed run may change without saying so: where it runs, not what it computes
-RUN_ENVIRONMENT = ("train.device", "data.workers", "test.batch_size")
+RUN_ENVIRONMENT = ("train.device", "train.threads", "data.workers", "test.batch_size")
 
 
 def lr_at(exp: Experiment, progress: float, it: int) -> float:
@@ -160,6 +161,7 @@ class Trainer:
         quiet: bool = False,
     ) -> None:
         self.exp, self.train_source, self.val_source, self.out_dir = exp, train_source, val_source, Path(out_dir)
+        self.threads = set_up_training_process(exp.data.workers, exp.train.threads)  # before the first torch op
         self.dist = D.init_distributed(resolve_device(exp.train.device))
         self.device = self.dist.device
         self.quiet = quiet or not self.dist.is_main
@@ -281,15 +283,8 @@ class Trainer:
         if self._loader is None:
             exp = self.exp
             ds = TrainDataset(self.train_source, exp.task, exp.data.input_hw, exp.data.augment, exp.train.seed)
-            workers = exp.data.workers
-            self._loader = DataLoader(
-                ds,
-                batch_sampler=self.sampler,
-                num_workers=workers,
-                collate_fn=collate,
-                persistent_workers=workers > 0,
-                pin_memory=self.device.type == "cuda",
-            )
+            pin = self.device.type == "cuda"
+            self._loader = train_loader(ds, self.sampler, collate, self.threads.workers, pin)
         return self._loader
 
     def progress(self) -> float:
@@ -312,6 +307,7 @@ class Trainer:
                 record.update({f"train/{k}": v / max(s.count, 1) for k, v in s.sums.items()})
                 if self.throughput == self.throughput:  # images per second over all processes
                     record["train/images_per_s"] = round(self.throughput, 2)
+                    record["train/iterations_per_s"] = round(self.throughput / self.sampler.global_batch, 3)
                 s.sums, s.count = {}, 0
                 if out_of_time:
                     log.info("time budget reached at iteration %d (epoch %d, step %d)", s.iteration, s.epoch, s.step)
@@ -409,7 +405,7 @@ class Trainer:
         if self.dist.enabled:
             shard = ShardSource(self.val_source, self.dist.rank, self.dist.world_size)
         predictor = predictor_from_experiment(exp, self.net, self.device)
-        preds = predictor.predict_source(shard, eval_resize(exp), exp.test.batch_size, exp.data.workers)
+        preds = predictor.predict_source(shard, eval_resize(exp), exp.test.batch_size, self.threads.workers)
         gathered = D.gather_to_main(preds)
         metrics = None
         if gathered is not None:

@@ -1,13 +1,15 @@
 """Image transforms: the train-time random affine, the test-time affine, normalisation presets
 and colour augmentation.
 
-Workers only warp uint8 images (one ``cv2.warpAffine``, no float copy); the float conversion,
-colour jitter, PCA lighting and normalisation run once per batch as fused torch ops in
-``normalize_batch`` / ``colour_augment_batch``.
+Workers only warp uint8 images (one ``cv2.warpAffine``, no float copy). Normalisation runs once
+per batch: uint8 images through a 256-entry table per channel (``cv2.LUT``, one pass, bitwise the
+float multiply-add), float images (after colour jitter) as one fused torch multiply-add in
+``normalize_batch``; colour jitter and PCA lighting in ``colour_augment_batch``.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -16,6 +18,7 @@ import torch
 from torch import Tensor
 
 from .geometry import center_scale_affine, invert_affine
+from .heatmap import graph_capture
 
 STRIDE = 4
 
@@ -135,16 +138,55 @@ def output_inverse(m_input: np.ndarray) -> np.ndarray:
     return invert_affine(m_input / STRIDE).astype(np.float32)
 
 
+def _scale_bias(norm: Normalization, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """Per network channel: ``x * scale + bias`` maps 0..255 to the normalised value (float32)."""
+    std = torch.tensor(norm.std, device=device)
+    return 1.0 / (std * 255.0), -torch.tensor(norm.mean, device=device) / std
+
+
+@functools.lru_cache(maxsize=16)
+def normalization_lut(norm: Normalization) -> np.ndarray:
+    """(256, 1, 3) float32 table for ``cv2.LUT``: entry [v, 0, ch] is the normalised value of
+    byte v in channel ch of the network's channel order, computed by the same float32 multiply-add
+    as the torch path of ``normalize_batch`` (so both give the same numbers)."""
+    scale, bias = _scale_bias(norm)
+    values = torch.arange(256, dtype=torch.float32)[:, None].expand(256, 3).contiguous()
+    lut = torch.addcmul(bias, values, scale).numpy().reshape(256, 1, 3)
+    lut.flags.writeable = False  # cached: shared by every caller
+    return lut
+
+
+def normalize_image(image: np.ndarray, norm: Normalization, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 (H, W, 3) BGR -> float32 (H, W, 3) normalised, channels in ``norm.order``: one table
+    look-up per byte (``cv2.LUT``), written into ``out`` when given."""
+    if norm.order == "rgb":
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return cv2.LUT(image, normalization_lut(norm), dst=out)
+
+
+def warp_normalized(image: np.ndarray, m: np.ndarray, out_hw: tuple[int, int], norm: Normalization) -> np.ndarray:
+    """``warp_image`` then ``normalize_image``: uint8 (H, W, 3) BGR -> float32 (out_h, out_w, 3)."""
+    return normalize_image(warp_image(image, m, out_hw), norm)
+
+
 def normalize_batch(images: Tensor, norm: Normalization) -> Tensor:
     """uint8 or float 0..255 (B, H, W, 3) BGR -> float32 (B, 3, H, W) normalised in ``norm.order``.
 
-    One fused multiply-add over the contiguous NHWC data; the result is a (B, 3, H, W) view in
-    channels_last memory order, which is what the CPU convolutions prefer (no extra copy).
+    uint8 on the CPU, eager: one table look-up per byte (``normalize_image``); otherwise (and in
+    an exported graph) one fused multiply-add over the contiguous NHWC data. Either way the
+    result is a (B, 3, H, W) view in channels_last memory order, which is what the CPU
+    convolutions prefer (no extra copy).
     """
+    lut_path = images.dtype == torch.uint8 and images.device.type == "cpu" and images.dim() == 4
+    if lut_path and images.shape[-1] == 3 and not graph_capture(images):
+        src = images.numpy()
+        out = np.empty(src.shape, np.float32)
+        for i in range(src.shape[0]):
+            normalize_image(src[i], norm, out[i])
+        return torch.from_numpy(out).permute(0, 3, 1, 2)
     if norm.order == "rgb":
         images = images.flip(-1)
-    scale = 1.0 / (torch.tensor(norm.std, device=images.device) * 255.0)
-    bias = -torch.tensor(norm.mean, device=images.device) / torch.tensor(norm.std, device=images.device)
+    scale, bias = _scale_bias(norm, images.device)
     x = torch.addcmul(bias, images.to(torch.float32), scale)
     return x.permute(0, 3, 1, 2)
 

@@ -95,7 +95,9 @@ class Predictions:
     classes: (K,) int64 contiguous class index.
     extras:  task-specific per-detection arrays with leading K: "keypoints" (K, J, 3)
              x, y, score; "dimensions" (K, 3); "location" (K, 3); "rotation_y" (K,);
-             "alpha" (K,); "depth" (K,).
+             "alpha" (K,); "depth" (K,); "score2d" (K,): when ``scores`` rank by more than the
+             heatmap (mono3d's depth confidence), the heatmap score, which display and
+             result-file thresholds read.
     """
 
     image_id: int | str

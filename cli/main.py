@@ -458,14 +458,40 @@ def export(checkpoint, weights, arch, task_name, out, fmt, with_decode, dynamic,
 
 @main.command()
 @click.option("--task", "task_name", type=TASK_CHOICE, default="boxes2d")
-@click.option("--arch", default="small")
-@click.option("--repeat", type=int, default=10)
+@click.option("--arch", default="res18", show_default=True, help="Network of the whole-prediction and forward rows.")
+@click.option("--repeat", type=int, default=10, show_default=True, help="Timed calls of each side (medians).")
+@click.option(
+    "--stages",
+    type=click.Choice(["data", "networks", "all"]),
+    default="all",
+    show_default=True,
+    help="data: training samples, decode, whole prediction; networks: forwards and training step.",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    help="COCO folder with instances and person_keypoints files (real images); default: synthetic.",
+)
+@click.option(
+    "--networks",
+    help="Comma-separated networks of the network rows, e.g. res18,resdcn18,dla34,hourglass104 (default: --arch).",
+)
 @user_errors
-def bench(task_name, arch, repeat) -> None:
-    """Time targets, decode and forward side by side with their slow baselines (ratios)."""
+def bench(task_name, arch, repeat, stages, data_dir, networks) -> None:
+    """Time our stages side by side with the original's slow paths (re-implemented), interleaved
+    in one run, and print the speed-up of each (baseline / ours)."""
     from centerpoint_suite.bench import run_bench
 
-    run_bench(task_name, arch, repeat, echo=click.echo)
+    if repeat < 1:
+        raise UserError(f"--repeat {repeat}: must be at least 1")
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise UserError(f"--data {data_dir}: no such folder")
+    archs = tuple(a.strip() for a in networks.split(",") if a.strip()) if networks else (arch,)
+    unknown = [a for a in (arch, *archs) if a not in NETWORKS]
+    if unknown:
+        raise UserError(f"bench: unknown network {unknown[0]!r}; known: {', '.join(NETWORKS.names())}")
+    run_bench(task_name, arch, repeat, echo=click.echo, stages=stages, data=data_dir, networks=archs)
 
 
 @main.command("kitti-eval")

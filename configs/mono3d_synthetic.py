@@ -15,7 +15,7 @@ from centerpoint_suite.tasks.mono3d import Mono3D, Mono3DWeights
 from centerpoint_suite.transforms import AugmentConfig
 
 CONFIG = Experiment(
-    task=Mono3D(center_mode="projected3d", depth_focal=60.0, weights=Mono3DWeights(depth=0.1)),
+    task=Mono3D(center_mode="projected3d", depth_focal=60.0, depth_uncertainty=True, weights=Mono3DWeights(depth=0.1)),
     data=DataConfig(
         input_hw=(128, 416),
         test_input_hw=(128, 416),

@@ -47,3 +47,16 @@ def _isolated_cache(tmp_path_factory):
         os.environ.pop("CENTERPOINT_CACHE", None)
     else:
         os.environ["CENTERPOINT_CACHE"] = old
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """A Trainer applies its thread plan to the whole process (one intra-op thread beside a data
+    worker); later tests get the process's threads back."""
+    import cv2
+    import torch
+
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
+    yield
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(cv_threads)

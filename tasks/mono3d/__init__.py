@@ -19,7 +19,7 @@ from centerpoint_suite.registry import TASKS
 from centerpoint_suite.task import Task
 from centerpoint_suite.types import BatchMeta, OutputGeometry, Predictions, Sample
 
-from .decode import MONO3D_FIELDS, decode_mono3d_tensors, mono3d_predictions
+from .decode import DEPTH_SCALE_FIELD, MONO3D_FIELDS, decode_mono3d_tensors, mono3d_predictions
 from .loss import decode_depth, encode_depth, mono3d_losses
 from .targets import build_mono3d_targets
 from .visualize import draw_mono3d, save_png
@@ -66,7 +66,12 @@ class Mono3D(Task):
                     teaches wrong depths); a focal length f in output cells: it regresses
                     z * f / (fx * zoom), which decode multiplies back, so depth stays
                     consistent under scale augmentation and for cameras of other focal lengths.
-    min_score:      detections below this score are not written to KITTI result files.
+    depth_uncertainty: a head for the log standard deviation of the depth, trained with the
+                    Laplace negative log-likelihood; decode multiplies each score by the depth
+                    confidence exp(-sigma in metres) (see ``loss`` and ``decode``). Off by default
+                    so the original's checkpoints load; the built-in experiment turns it on.
+    min_score:      detections whose heatmap score is below this are not written to KITTI
+                    result files.
     """
 
     name: ClassVar[str] = "mono3d"
@@ -78,6 +83,7 @@ class Mono3D(Task):
     radius_formula: str = "cornernet"
     min_overlap: float = 0.7
     depth_focal: float | None = None
+    depth_uncertainty: bool = False
     min_score: float = 0.05
     weights: Mono3DWeights = Mono3DWeights()
 
@@ -87,7 +93,7 @@ class Mono3D(Task):
 
     # -- model -------------------------------------------------------------------------------
     def heads(self) -> dict[str, int]:
-        return {
+        heads = {
             "heatmap": max(1, len(self.classes)),
             "depth": 1,
             "rotation": 8,
@@ -95,6 +101,9 @@ class Mono3D(Task):
             "size": 2 if self.center_mode == "box2d" else 4,
             "offset": 2,
         }
+        if self.depth_uncertainty:
+            heads["depth_uncertainty"] = 1
+        return heads
 
     def flip_pairs(self) -> tuple[tuple[int, int], ...]:
         """Mirroring is safe: targets map alpha -> pi - alpha; every other target is either
@@ -132,7 +141,7 @@ class Mono3D(Task):
         return decode_mono3d_tensors(preds, k, self.center_mode, scale)
 
     def detection_fields(self) -> dict[str, str]:
-        return dict(MONO3D_FIELDS)
+        return {**MONO3D_FIELDS, **(DEPTH_SCALE_FIELD if self.depth_uncertainty else {})}
 
     def to_predictions(self, dets: dict[str, np.ndarray], meta: BatchMeta, scale: float = 1.0) -> list[Predictions]:
         return mono3d_predictions(dets, meta, self.depth_focal, scale)
@@ -144,6 +153,11 @@ class Mono3D(Task):
         if size_f.shape[1] == 4:  # l, t, r, b: a mirror swaps left and right
             size_f = size_f[:, [2, 1, 0, 3]]
         depth = (decode_depth(preds["depth"]) + decode_depth(flipped["depth"].flip(-1))) / 2
+        extra = {}
+        if "depth_uncertainty" in preds:  # the mean of the two depths: its variance averaged
+            var = torch.exp(2 * preds["depth_uncertainty"].float())
+            var_f = torch.exp(2 * flipped["depth_uncertainty"].float().flip(-1))
+            extra["depth_uncertainty"] = 0.5 * torch.log((var + var_f) / 2)
         return {
             "heatmap": flip_average_logits(preds["heatmap"], flipped["heatmap"]),
             "depth": encode_depth(depth),
@@ -151,6 +165,7 @@ class Mono3D(Task):
             "dimensions": (preds["dimensions"] + flipped["dimensions"].flip(-1)) / 2,
             "size": (preds["size"] + size_f) / 2,
             "offset": preds["offset"],
+            **extra,
         }
 
     def merges_scales(self) -> bool:
@@ -168,6 +183,9 @@ class Mono3D(Task):
              -bins[..., 1], bins[..., 1], torch.sin(res[..., 1]), torch.cos(res[..., 1])],
             dim=-1,
         )  # fmt: skip
+        extra = {}
+        if self.depth_uncertainty:  # sigma 0.0025 (regressed units): confidence about 1
+            extra["depth_uncertainty"] = torch.full_like(targets["heatmap"][:, :1], -6.0)
         return {
             "heatmap": logit(targets["heatmap"]),
             "depth": scatter_at(encode_depth(targets["depth"].float()), inds, mask, hw),
@@ -175,6 +193,7 @@ class Mono3D(Task):
             "dimensions": scatter_at(targets["dimensions"].float(), inds, mask, hw),
             "size": scatter_at(targets["size"].float(), inds, mask, hw),
             "offset": scatter_at(targets["offset"].float(), inds, mask, hw),
+            **extra,
         }
 
     # -- data ----------------------------------------------------------------------------------
@@ -230,7 +249,9 @@ class Mono3D(Task):
     def _kitti_objects(self, pred: Predictions):
         from centerpoint_suite.datasets.kitti import objects_from_predictions
 
-        return objects_from_predictions(pred.select(pred.scores >= self.min_score), self.classes)
+        # the threshold reads the heatmap score: a depth-confidence-ranked score ranks, it does not detect
+        score2d = pred.extras.get("score2d", pred.scores)
+        return objects_from_predictions(pred.select(score2d >= self.min_score), self.classes)
 
     def write_results(self, source, predictions: list[Predictions], path: Path) -> None:
         """One KITTI result file ``<id>.txt`` per frame in folder ``path`` (label format + score);

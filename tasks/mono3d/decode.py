@@ -11,6 +11,11 @@ whose "in" logit is larger, as the original), then
 
     location   = unproject(u, v, z) with the image's P2, moved down by h / 2 (bottom centre);
     rotation_y = alpha + atan2(u - cx, fx).
+
+With a ``depth_uncertainty`` head, each detection also has the depth's standard deviation
+sigma (metres: exp(s), scaled like the depth), and its score becomes the heatmap score times
+the depth confidence exp(-sigma) (as GUPNet ranks its boxes), so boxes whose depth is
+uncertain rank below well-placed ones; ``extras["score2d"]`` keeps the heatmap score.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from centerpoint_suite.heatmap import gather_at, topk_peaks
 from centerpoint_suite.types import BatchMeta, Predictions
 
 from .geometry3d import alpha_to_rotation_y, box3d_corners, project, unproject, wrap_angle
-from .loss import decode_depth
+from .loss import decode_depth, depth_log_scale
 from .targets import BIN_CENTERS
 
 
@@ -61,6 +66,12 @@ MONO3D_FIELDS: dict[str, str] = {
     "alpha": "(B, K) observation angle, radians in [-pi, pi) (float64 in Python, float32 exported)",
 }
 
+#: the extra field with a ``depth_uncertainty`` head
+DEPTH_SCALE_FIELD: dict[str, str] = {
+    "depth_log_scale": "(B, K) float32 log of the depth's standard deviation, in the units of 'depth' "
+    "(sigma = exp(value), scaled to metres like 'depth'); final score = score * exp(-sigma in metres)",
+}
+
 
 def decode_mono3d_tensors(
     preds: dict[str, Tensor], k: int = 100, center_mode: str = "box2d", scale: float = 1.0
@@ -82,6 +93,9 @@ def decode_mono3d_tensors(
     # alpha in float64 as the numpy decoder always did; float32 in an exported graph
     # (onnxruntime has no float64 Atan)
     rot = gather_at(preds["rotation"].float(), inds)
+    extra = {}
+    if "depth_uncertainty" in preds:
+        extra["depth_log_scale"] = depth_log_scale(gather_at(preds["depth_uncertainty"], inds))[..., 0]
     return {
         "boxes": box * scale,
         "scores": scores,
@@ -90,6 +104,7 @@ def decode_mono3d_tensors(
         "depth": decode_depth(gather_at(preds["depth"], inds))[..., 0],
         "dimensions": gather_at(preds["dimensions"].float(), inds),
         "alpha": alpha_from_bins_torch(rot if torch.compiler.is_exporting() else rot.double()),
+        **extra,
     }
 
 
@@ -112,9 +127,11 @@ def mono3d_predictions(
     boxes = boxes_to_original(dets["boxes"], meta, scale)
     n = boxes.shape[1]
     z = np.asarray(dets["depth"]).astype(np.float64)
+    to_metres = np.ones((b, 1))
     if depth_focal is not None:
         zoom = 1.0 / np.sqrt(np.abs(np.linalg.det(inverse[:, :, :2])))  # cells per pixel
-        z = z * (calib[:, 0, 0] * zoom / depth_focal)[:, None]
+        to_metres = (calib[:, 0, 0] * zoom / depth_focal)[:, None]
+    z = z * to_metres
     dims_np = np.asarray(dets["dimensions"]).astype(np.float64)
     alpha = np.asarray(dets["alpha"]).astype(np.float64)
     location = unproject(centre, z, calib[:, None])
@@ -125,7 +142,14 @@ def mono3d_predictions(
     )
     uv, w = project(corners3, calib)
     uv[w <= 0.1] = np.nan
-    scores_np, classes_np = dets["scores"], dets["classes"]
+    scores_np, classes_np = np.asarray(dets["scores"]), np.asarray(dets["classes"])
+    order = np.broadcast_to(np.arange(n), (b, n))
+    more = {}
+    if "depth_log_scale" in dets:
+        sigma = np.exp(np.asarray(dets["depth_log_scale"], np.float64)) * to_metres
+        more = {"score2d": scores_np, "depth_sigma": sigma.astype(np.float32)}
+        scores_np = (scores_np * np.exp(-sigma)).astype(np.float32)
+        order = np.argsort(-scores_np, axis=1, kind="stable")
     out = []
     for i in range(b):
         extras = {
@@ -135,6 +159,8 @@ def mono3d_predictions(
             "alpha": alpha[i].astype(np.float32),
             "depth": z[i].astype(np.float32),
             "corners": uv[i].astype(np.float32),
+            **{k: v[i] for k, v in more.items()},
         }
-        out.append(Predictions(meta.image_ids[i], boxes[i].astype(np.float32), scores_np[i], classes_np[i], extras))
+        pred = Predictions(meta.image_ids[i], boxes[i].astype(np.float32), scores_np[i], classes_np[i], extras)
+        out.append(pred.select(order[i]) if more else pred)
     return out

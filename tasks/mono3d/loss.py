@@ -1,6 +1,13 @@
 """mono3d loss: focal on the heatmap, L1 on depth (decoded as 1 / sigmoid(x) - 1), L1 on
 dimensions, the two-bin rotation loss, L1 on 2D size and offset.
 
+With a ``depth_uncertainty`` head (log of a Laplace scale s, in the regressed depth's units)
+the depth term is the Laplace negative log-likelihood ``sqrt(2) * |d - d*| / exp(s) + s``
+(aleatoric uncertainty, Kendall & Gal 2017; used for monocular depth by e.g. MonoPair and
+GUPNet): objects whose depth the image cannot tell (far, truncated, occluded) learn a large
+scale and pull less on the shared features, and decode ranks detections by the depth
+confidence as well as the heatmap score.
+
 Differences from the original (none changes what a checkpoint means):
 
 - the original's depth / dimension L1 is averaged over *all* object slots (padding
@@ -11,6 +18,8 @@ Differences from the original (none changes what a checkpoint means):
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -59,11 +68,28 @@ def bin_rotation_loss(rot: Tensor, inds: Tensor, mask: Tensor, bins: Tensor, res
     return total
 
 
+#: bounds of the predicted log depth scale (regressed units): exp(-8) keeps the NLL finite
+#: for a perfect fit, exp(5) is far beyond any depth in the data
+LOG_SCALE_RANGE = (-8.0, 5.0)
+
+
+def depth_log_scale(raw: Tensor) -> Tensor:
+    """Raw ``depth_uncertainty`` output -> log Laplace scale s, clamped to ``LOG_SCALE_RANGE``."""
+    return raw.float().clamp(*LOG_SCALE_RANGE)
+
+
 def mono3d_losses(preds: dict[str, Tensor], targets: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Unweighted parts: heatmap, depth, dimensions, rotation, size, offset (scalars)."""
+    """Unweighted parts: heatmap, depth, dimensions, rotation, size, offset (scalars).
+
+    depth: L1, or with a ``depth_uncertainty`` head the Laplace NLL (may be negative).
+    """
     inds, mask = targets["indices"], targets["mask"]
     depth_pred = decode_depth(gather_at(preds["depth"], inds))  # (B, M, 1)
-    depth = _masked_mean(torch.abs(depth_pred - targets["depth"].float()), mask.unsqueeze(-1))
+    error = torch.abs(depth_pred - targets["depth"].float())
+    if "depth_uncertainty" in preds:
+        s = depth_log_scale(gather_at(preds["depth_uncertainty"], inds))
+        error = math.sqrt(2.0) * error * torch.exp(-s) + s
+    depth = _masked_mean(error, mask.unsqueeze(-1))
     return {
         "heatmap": focal_loss(preds["heatmap"], targets["heatmap"], targets["heatmap_ignore"]),
         "depth": depth,

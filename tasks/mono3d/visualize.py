@@ -103,7 +103,7 @@ def draw_mono3d(
     out = image.copy()
     h = out.shape[0]
     thick = max(1, round(min(out.shape[:2]) / 250))
-    keep = pred.scores >= score_threshold
+    keep = pred.extras.get("score2d", pred.scores) >= score_threshold  # the detection score, see Predictions
     bev_boxes = []
     if gt is not None and len(gt["dimensions"]):
         if calib is not None:

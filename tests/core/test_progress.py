@@ -1,0 +1,60 @@
+"""The progress bar's rate is the average over the bar, as the training log's, not a short window."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+import tqdm.std
+
+from centerpoint_suite import progress
+from centerpoint_suite.progress import Progress
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def printed_rates(text: str) -> list[float]:
+    """Every rate the bar printed, in items per second ("2.50it/s" or "4.00s/it")."""
+    rates = []
+    for value, unit in re.findall(r"([\d.]+)(it/s|s/it)", text):
+        rates.append(float(value) if unit == "it/s" else 1 / float(value))
+    return rates
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_rate_of_bursty_epochs_is_their_average(monkeypatch, tty):
+    # batches as the training loop sees them: the first of an epoch waits 5 s for the workers,
+    # the next three were prefetched meanwhile and come 0.3 s apart (the step time)
+    clock = FakeClock()
+    monkeypatch.setattr(tqdm.std, "time", clock)
+    stream = Terminal() if tty else io.StringIO()
+    monkeypatch.setattr(progress.sys, "stderr", stream)
+    gaps = [5.0, 0.3, 0.3, 0.3] * 3
+
+    def batches():
+        for i, gap in enumerate(gaps):
+            clock.now += gap
+            yield i
+
+    bar = Progress(batches(), "epoch 1/1")
+    assert list(bar) == list(range(len(gaps)))
+    average = len(gaps) / sum(gaps)  # 0.68 it/s, what the log reports
+    assert bar.rate == pytest.approx(average)
+    rates = printed_rates(stream.getvalue())
+    assert rates, stream.getvalue()
+    # never above the best running average (0.68 it/s after each burst); an average over the
+    # last few batches printed 2-3 it/s after the prefetched ones
+    assert max(rates) <= average * 1.02, stream.getvalue()
+    assert rates[-1] == pytest.approx(average, rel=0.02)
