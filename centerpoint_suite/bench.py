@@ -340,7 +340,10 @@ def network_rows(echo: Callable[[str], None], repeat: int, archs: Sequence[str])
     except ImportError:
         rows_of_networks = None
     if rows_of_networks is not None:
-        return list(rows_of_networks(echo, repeat, archs))
+        rows = list(rows_of_networks(echo, repeat, archs))
+        for row in rows:
+            echo(format_row(row))
+        return rows
     from . import create_task
     from .models import build_network
 

@@ -93,3 +93,11 @@ def test_cli_bench_options():
     assert res.exit_code == 1 and "/no/such/folder" in res.output
     res = CliRunner().invoke(main, ["bench", "--networks", "res18,nonet"])
     assert res.exit_code == 1 and "unknown network 'nonet'" in res.output and "Traceback" not in res.output
+
+
+def test_run_bench_network_stages_print_their_rows():
+    lines = []
+    rows = run_bench(repeat=1, echo=lines.append, stages="networks", networks=("small",))
+    assert [r[0] for r in rows] and all(r[0].startswith("forward small") for r in rows)
+    table = [line for line in lines if line.startswith("forward small")]
+    assert len(table) == len(rows)  # each row printed, not only returned
