@@ -20,7 +20,7 @@ CONFIG = Experiment(
         input_hw=(128, 416),
         test_input_hw=(128, 416),
         augment=AugmentConfig(random_crop=False, scale=0.2, shift=0.05, flip=0.5),
-        workers=1,
+        workers=0,  # 2 cores: 2 threads and no worker measured 1.37x the it/s of 1 thread + 1 worker
     ),
     model=ModelConfig(arch="small"),
     train=TrainConfig(
