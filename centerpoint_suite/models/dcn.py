@@ -38,6 +38,23 @@ from torchvision.ops import deform_conv2d
 IMPLS = ("auto", "torchvision", "grid_sample", "gather")
 
 
+def _checked_shapes(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor) -> tuple[int, ...]:
+    """(n, c, h, w, cout, kh, kw, ho, wo) of a deformable convolution's arguments, after checking
+    that the weight, offset and mask agree with the input (one offset group, no groups)."""
+    n, c, h, w = x.shape
+    cout, cin, kh, kw = weight.shape
+    if cin != c:
+        raise ValueError(f"deform_conv2d: input has {c} channels, weight expects {cin} (groups unsupported)")
+    k = kh * kw
+    ho, wo = offset.shape[-2:]
+    if offset.shape[1] != 2 * k or mask.shape[1] != k:
+        raise ValueError(
+            f"deform_conv2d: offset {tuple(offset.shape)} / mask {tuple(mask.shape)} need {2 * k} / {k} "
+            "channels (one offset group)"
+        )
+    return n, c, h, w, cout, kh, kw, ho, wo
+
+
 def deform_conv2d_sample(
     x: Tensor,
     offset: Tensor,
@@ -62,17 +79,8 @@ def deform_conv2d_sample(
     align_corners=False, so pixel p maps to the normalised (2p + 1)/size - 1), giving the
     (C*K, Ho*Wo) column matrix directly; one matrix product with the weight finishes.
     """
-    n, c, h, w = x.shape
-    cout, cin, kh, kw = weight.shape
-    if cin != c:
-        raise ValueError(f"deform_conv2d: input has {c} channels, weight expects {cin} (groups unsupported)")
+    n, c, h, w, cout, kh, kw, ho, wo = _checked_shapes(x, offset, mask, weight)
     k = kh * kw
-    ho, wo = offset.shape[-2:]
-    if offset.shape[1] != 2 * k or mask.shape[1] != k:
-        raise ValueError(
-            f"deform_conv2d: offset {tuple(offset.shape)} / mask {tuple(mask.shape)} need {2 * k} / {k} "
-            "channels (one offset group)"
-        )
     dev, dt = x.device, x.dtype
     ky = (torch.arange(kh, device=dev, dtype=dt) * dilation).repeat_interleave(kw)  # (K,)
     kx = (torch.arange(kw, device=dev, dtype=dt) * dilation).repeat(kh)
@@ -134,17 +142,8 @@ def deform_conv2d_gather(
     its corners (y0 + a, x0 + b), a, b in {0, 1}, y0 = floor(py), carry the weights
     |1 - a - (py - y0)| * |1 - b - (px - x0)| * mask, zero for corners outside the image.
     """
-    n, c, h, w = x.shape
-    cout, cin, kh, kw = weight.shape
-    if cin != c:
-        raise ValueError(f"deform_conv2d: input has {c} channels, weight expects {cin} (groups unsupported)")
+    n, c, h, w, cout, kh, kw, ho, wo = _checked_shapes(x, offset, mask, weight)
     k = kh * kw
-    ho, wo = offset.shape[-2:]
-    if offset.shape[1] != 2 * k or mask.shape[1] != k:
-        raise ValueError(
-            f"deform_conv2d: offset {tuple(offset.shape)} / mask {tuple(mask.shape)} need {2 * k} / {k} "
-            "channels (one offset group)"
-        )
     dev, dt = x.device, x.dtype
     # sampling points (N, Ho, Wo, K, 2) as (y, x) input pixels: the regular grid plus the offsets
     regular, corner_steps = _sampling_grid(kh, kw, ho, wo, stride, padding, dilation, dev, dt)
