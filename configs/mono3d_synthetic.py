@@ -7,7 +7,9 @@ so ``centerpoint train --task mono3d`` ends within 20 minutes including data gen
 Keypoints at the projected 3D centre (exact unprojection); depth focal normalised (60 cells =
 fx * 416 / 1242 / 4) so the scale augmentation keeps depth targets right; depth loss weight
 0.1, the weight the original effectively had (its depth L1 was averaged over all 50 object
-slots, about a tenth of them real), which lets the heatmap learn much faster.
+slots, about a tenth of them real), which lets the heatmap learn much faster. Evaluated with the
+mirrored pass (depths merged by their predicted variance): on the same checkpoints it raised
+Car/3d/moderate/R40@0.5 from 20.8 to 27.3 and from 15.6 to 20.0, for 4 s more per evaluation.
 """
 
 from centerpoint_suite.config import DataConfig, Experiment, ModelConfig, TestConfig, TrainConfig
@@ -33,5 +35,5 @@ CONFIG = Experiment(
         val_every=4,
         time_budget_min=17.0,
     ),
-    test=TestConfig(k=50, batch_size=16),
+    test=TestConfig(k=50, batch_size=16, flip_test=True),
 )

@@ -147,17 +147,23 @@ class Mono3D(Task):
         return mono3d_predictions(dets, meta, self.depth_focal, scale)
 
     def merge_flip(self, preds: dict[str, Tensor], flipped: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Heatmap, depth, dimensions and 2D size averaged with the mirrored pass; offset and
-        rotation from the direct pass (a mirrored rotation would need its bins remapped)."""
+        """Heatmap, depth (weighted by its predicted variance when there is one), dimensions and 2D
+        size averaged with the mirrored pass; offset and rotation from the direct pass (a mirrored
+        rotation would need its bins remapped)."""
         size_f = flipped["size"].flip(-1)
         if size_f.shape[1] == 4:  # l, t, r, b: a mirror swaps left and right
             size_f = size_f[:, [2, 1, 0, 3]]
-        depth = (decode_depth(preds["depth"]) + decode_depth(flipped["depth"].flip(-1))) / 2
+        depth, depth_f = decode_depth(preds["depth"]), decode_depth(flipped["depth"].flip(-1))
         extra = {}
-        if "depth_uncertainty" in preds:  # the mean of the two depths: its variance averaged
+        if "depth_uncertainty" in preds:
+            # inverse-variance weighted mean of the two depths; its variance kept at the mean of the
+            # two (the passes see the same pixels, so their errors are far from independent)
             var = torch.exp(2 * preds["depth_uncertainty"].float())
             var_f = torch.exp(2 * flipped["depth_uncertainty"].float().flip(-1))
+            depth = (depth * var_f + depth_f * var) / (var + var_f)
             extra["depth_uncertainty"] = 0.5 * torch.log((var + var_f) / 2)
+        else:
+            depth = (depth + depth_f) / 2
         return {
             "heatmap": flip_average_logits(preds["heatmap"], flipped["heatmap"]),
             "depth": encode_depth(depth),

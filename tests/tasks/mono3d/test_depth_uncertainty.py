@@ -12,7 +12,7 @@ import torch
 from centerpoint_suite.data import collate, prepare_eval
 from centerpoint_suite.datasets.kitti import KittiSource
 from centerpoint_suite.tasks.mono3d import Mono3D
-from centerpoint_suite.tasks.mono3d.loss import encode_depth, mono3d_losses
+from centerpoint_suite.tasks.mono3d.loss import decode_depth, encode_depth, mono3d_losses
 from centerpoint_suite.transforms import EvalResize
 
 FRAMES = ("000000", "000001", "000134", "000006")
@@ -116,6 +116,25 @@ def test_merge_flip_keeps_an_equivariant_uncertainty():
     torch.testing.assert_close(merged["depth_uncertainty"], preds["depth_uncertainty"], atol=1e-5, rtol=1e-5)
     assert "depth_log_scale" in task.detection_fields()
     assert "depth_log_scale" not in Mono3D().detection_fields()
+
+
+def test_merge_flip_weights_each_depth_by_its_inverse_variance():
+    task = Mono3D(center_mode="projected3d", depth_uncertainty=True)
+    shape = (1, 1, 4, 6)
+    direct = {k: torch.zeros(shape[0], c, *shape[2:]) for k, c in task.heads().items()}
+    mirrored = {k: v.clone() for k, v in direct.items()}
+    direct["depth"] = encode_depth(torch.full(shape, 20.0))
+    mirrored["depth"] = encode_depth(torch.full(shape, 30.0))
+    direct["depth_uncertainty"] = torch.full(shape, math.log(1.0))  # sigma 1 m
+    mirrored["depth_uncertainty"] = torch.full(shape, math.log(3.0))  # sigma 3 m: a ninth of the weight
+    merged = task.merge_flip(direct, mirrored)
+    expected = (20.0 * 9 + 30.0 * 1) / 10
+    torch.testing.assert_close(decode_depth(merged["depth"]), torch.full(shape, expected), rtol=1e-5, atol=1e-4)
+    plain = Mono3D(center_mode="projected3d")
+    direct.pop("depth_uncertainty"), mirrored.pop("depth_uncertainty")
+    torch.testing.assert_close(
+        decode_depth(plain.merge_flip(direct, mirrored)["depth"]), torch.full(shape, 25.0), rtol=1e-5, atol=1e-4
+    )
 
 
 def test_result_files_keep_detections_by_their_heatmap_score(batch, kitti_root, tmp_path):
