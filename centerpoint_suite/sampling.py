@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import Sampler
 
 from .errors import UserError
+from .task import SampleSource
 
 Key = tuple[int, int]  # (epoch, dataset index)
 
@@ -86,3 +87,25 @@ class GlobalBatchSampler(Sampler[list[Key]]):
         for step in range(self.start, self.steps):
             mine = self.shares(perm[step * b : (step + 1) * b])[self.rank]
             yield [(self.epoch, int(i)) for i in mine]
+
+
+class ShardSource:
+    """Every ``world``-th item of a source, starting at ``rank`` (validation shards)."""
+
+    def __init__(self, source: SampleSource, rank: int, world: int) -> None:
+        self.base, self.indices = source, range(rank, len(source), world)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        return self.base[self.indices[i]]
+
+    def image_id(self, i: int):
+        return self.base.image_id(self.indices[i])
+
+    def read(self, i: int, image=None):
+        return self.base.read(self.indices[i], image)
+
+    def __getattr__(self, name: str):
+        return getattr(self.base, name)

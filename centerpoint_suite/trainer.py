@@ -4,13 +4,14 @@ ends (``last.pth``) and on the best validation metric (``best.pth``), exact resu
 
 Its pieces, each testable alone:
 
-- ``LossModel``: network + task loss as one module, the thing DDP wraps (``forward`` returns
+- ``loss_model.LossModel``: network + task loss as one module, the thing DDP wraps (``forward`` returns
   the loss parts, so gradients are synchronised);
 - ``sampling.GlobalBatchSampler``: which samples each process takes at each step;
 - ``Trainer.step``: one optimisation step; loss parts, the non-finite flag and the time budget
   are summed over processes in one all-reduce before the backward pass, so every process takes
   the same stop decision at the same step;
-- ``Trainer.evaluate``: validation sharded over processes, predictions gathered on rank 0;
+- ``Trainer.evaluate``: validation sharded over processes (``sampling.ShardSource``),
+  predictions gathered on rank 0;
 - ``runlog.RunLog``: log.jsonl, TensorBoard and hooks, on rank 0 only; checkpoints are written
   by rank 0 only.
 
@@ -37,11 +38,11 @@ from .data import TrainDataset, collate
 from .engine import build_model, eval_resize, predictor_from_experiment, resolve_device
 from .errors import TrainingError, UserError
 from .loading import set_up_training_process, train_loader
-from .models.base import module_key
+from .loss_model import LossModel, freeze_batchnorm
 from .models.optimize import make_optimizer, train_channels_last
 from .progress import Progress
 from .runlog import Hook, RunLog
-from .sampling import GlobalBatchSampler
+from .sampling import GlobalBatchSampler, ShardSource
 from .task import SampleSource
 from .transforms import colour_augment_batch, get_normalization, normalize_batch
 
@@ -65,45 +66,6 @@ def lr_at(exp: Experiment, progress: float, it: int) -> float:
     return lr
 
 
-class LossModel(nn.Module):
-    """The network and its task's loss as one module: ``forward(x, targets)`` -> loss parts.
-
-    x: (B, 3, H, W) normalised images; targets: the collated task targets. Returns
-    ``{"loss": weighted total, part: unweighted part}``, each averaged over the network's
-    stacks (intermediate supervision of hourglass). The network runs under autocast when
-    ``amp``; losses are computed in float32.
-    """
-
-    def __init__(self, net: nn.Module, task, amp: bool = False) -> None:
-        super().__init__()
-        self.net, self.task, self.amp = net, task, amp
-        init = task.loss_parameters()  # learned loss scalars (e.g. uncertainty weights), by name
-        self.param_names = {module_key(k): k for k in init}
-        self.loss_params = nn.ParameterDict(
-            {module_key(k): nn.Parameter(torch.tensor(float(v))) for k, v in init.items()}
-        )
-
-    def named_loss_params(self) -> dict[str, torch.Tensor]:
-        return {self.param_names[k]: v for k, v in self.loss_params.items()}
-
-    def forward(self, x: torch.Tensor, targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        with torch.autocast(x.device.type, enabled=self.amp):
-            stacks = self.net.forward_stacks(x)
-        params = self.named_loss_params()
-        losses: dict[str, torch.Tensor] = {}
-        for preds in stacks:
-            for k, v in self.task.loss({k: p.float() for k, p in preds.items()}, targets, params).items():
-                losses[k] = losses.get(k, 0) + v / len(stacks)
-        return losses
-
-
-def freeze_batchnorm(model: nn.Module) -> None:
-    """Batch-norm layers to eval mode: running statistics used and never updated (affine kept trainable)."""
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.eval()
-
-
 @dataclass
 class TrainState:
     """Where a run stands; saved in every checkpoint.
@@ -120,28 +82,6 @@ class TrainState:
     elapsed_s: float = 0.0
     sums: dict[str, float] = field(default_factory=dict)
     count: int = 0
-
-
-class ShardSource:
-    """Every ``world``-th item of a source, starting at ``rank`` (validation shards)."""
-
-    def __init__(self, source: SampleSource, rank: int, world: int) -> None:
-        self.base, self.indices = source, range(rank, len(source), world)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int):
-        return self.base[self.indices[i]]
-
-    def image_id(self, i: int):
-        return self.base.image_id(self.indices[i])
-
-    def read(self, i: int, image=None):
-        return self.base.read(self.indices[i], image)
-
-    def __getattr__(self, name: str):
-        return getattr(self.base, name)
 
 
 class Trainer:
@@ -412,10 +352,7 @@ class Trainer:
             ordered = [g[i] for i in range(max(len(g) for g in gathered)) for g in gathered if i < len(g)]
             metrics = exp.task.evaluate(self.val_source, ordered, self.out_dir)
             self._log_images(ordered)
-        metrics = D.broadcast_from_main(metrics)
-        if self.channels_last:
-            self.net.to(memory_format=torch.channels_last)
-        return metrics
+        return D.broadcast_from_main(metrics)
 
     def _log_images(self, preds, count: int = 4) -> None:
         if not self.runlog.wants_images:

@@ -111,7 +111,7 @@ def test_gather_dcn_gradients_match_torchvision():
 
 def _train_step(channels_last: bool, fast_optimizer: bool):
     from centerpoint_suite import create_task
-    from centerpoint_suite.trainer import LossModel
+    from centerpoint_suite.loss_model import LossModel
 
     torch.manual_seed(0)
     task = create_task("boxes2d", classes=("a", "b", "c"))

@@ -16,10 +16,10 @@ import torch
 import centerpoint_suite
 from centerpoint_suite.composite import Composite
 from centerpoint_suite.data import collate, prepare_eval
+from centerpoint_suite.loss_model import LossModel
 from centerpoint_suite.models import build_network
 from centerpoint_suite.models.base import module_key
 from centerpoint_suite.registry import TASKS
-from centerpoint_suite.trainer import LossModel
 from centerpoint_suite.transforms import EvalResize
 from centerpoint_suite.types import Predictions, Sample
 
