@@ -19,7 +19,13 @@ from centerpoint_suite.registry import TASKS
 from centerpoint_suite.task import Task
 from centerpoint_suite.types import BatchMeta, OutputGeometry, Predictions, Sample
 
-from .decode import DEPTH_SCALE_FIELD, MONO3D_FIELDS, decode_mono3d_tensors, mono3d_predictions
+from .decode import (
+    DEPTH_SCALE_FIELD,
+    MONO3D_FIELDS,
+    decode_mono3d_tensors,
+    merge_mirrored_rotation,
+    mono3d_predictions,
+)
 from .loss import decode_depth, encode_depth, mono3d_losses
 from .targets import build_mono3d_targets
 from .visualize import draw_mono3d, save_png
@@ -147,12 +153,14 @@ class Mono3D(Task):
         return mono3d_predictions(dets, meta, self.depth_focal, scale)
 
     def merge_flip(self, preds: dict[str, Tensor], flipped: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Heatmap, depth (weighted by its predicted variance when there is one), dimensions and 2D
-        size averaged with the mirrored pass; offset and rotation from the direct pass (a mirrored
-        rotation would need its bins remapped)."""
+        """Every map merged with the mirrored pass (``flipped``, as the network gave it): heatmap
+        in probability, depth weighted by its predicted inverse variance when there is one,
+        dimensions, 2D size (left and right swapped), sub-cell offset (a mirror reads x as 1 - x)
+        and rotation (alpha as pi - alpha; ``merge_mirrored_rotation``)."""
         size_f = flipped["size"].flip(-1)
         if size_f.shape[1] == 4:  # l, t, r, b: a mirror swaps left and right
             size_f = size_f[:, [2, 1, 0, 3]]
+        off, off_f = preds["offset"], flipped["offset"].flip(-1)
         depth, depth_f = decode_depth(preds["depth"]), decode_depth(flipped["depth"].flip(-1))
         extra = {}
         if "depth_uncertainty" in preds:
@@ -167,10 +175,10 @@ class Mono3D(Task):
         return {
             "heatmap": flip_average_logits(preds["heatmap"], flipped["heatmap"]),
             "depth": encode_depth(depth),
-            "rotation": preds["rotation"],
+            "rotation": merge_mirrored_rotation(preds["rotation"], flipped["rotation"].flip(-1)),
             "dimensions": (preds["dimensions"] + flipped["dimensions"].flip(-1)) / 2,
             "size": (preds["size"] + size_f) / 2,
-            "offset": preds["offset"],
+            "offset": torch.stack([(off[:, 0] + 1 - off_f[:, 0]) / 2, (off[:, 1] + off_f[:, 1]) / 2], 1),
             **extra,
         }
 

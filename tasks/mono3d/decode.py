@@ -53,6 +53,28 @@ def alpha_from_bins_torch(rot: Tensor) -> Tensor:
     return torch.where(a >= math.pi, a - 2 * math.pi, torch.where(a < -math.pi, a + 2 * math.pi, a))
 
 
+def merge_mirrored_rotation(rot: Tensor, rot_mirrored: Tensor, max_gap: float = 0.5 * math.pi) -> Tensor:
+    """The rotation maps of a pass and its mirrored pass merged cell by cell.
+
+    rot: (B, 8, H, W) direct pass; rot_mirrored: the mirrored pass's map already flipped back
+    (width axis), whose angle reads pi - alpha (a mirror maps alpha to pi - alpha). Each cell
+    takes the circular mean of the two angles when they lie within ``max_gap`` of each other,
+    else the direct angle (a front/back disagreement has no meaningful mean). The result keeps
+    the direct pass's bin logits and writes both bins' sin/cos residuals exactly, so either bin
+    decodes to the merged angle.
+    """
+    a = alpha_from_bins_torch(rot.movedim(1, -1).double())
+    b = math.pi - alpha_from_bins_torch(rot_mirrored.movedim(1, -1).double())
+    gap = torch.atan2(torch.sin(a - b), torch.cos(a - b)).abs()
+    mean = torch.atan2(torch.sin(a) + torch.sin(b), torch.cos(a) + torch.cos(b))
+    merged = torch.where(gap < max_gap, mean, a)
+    out = rot.clone()
+    for bin_, centre in enumerate(BIN_CENTERS):
+        out[:, 4 * bin_ + 2] = torch.sin(merged - float(centre)).to(rot.dtype)
+        out[:, 4 * bin_ + 3] = torch.cos(merged - float(centre)).to(rot.dtype)
+    return out
+
+
 #: the fields of ``decode_mono3d_tensors`` (B = batch, K = top-K)
 MONO3D_FIELDS: dict[str, str] = {
     "boxes": "(B, K, 4) float32 2D box x1, y1, x2, y2 in {frame}",

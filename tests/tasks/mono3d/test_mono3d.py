@@ -152,17 +152,6 @@ def test_loss_without_objects_is_finite():
     assert all(torch.isfinite(v) for v in parts.values())
 
 
-def test_merge_flip_of_an_equivariant_network_changes_nothing():
-    task = Mono3D(center_mode="projected3d")
-    g = torch.Generator().manual_seed(0)
-    preds = {k: torch.randn(2, c, 8, 12, generator=g) for k, c in task.heads().items()}
-    mirrored = {k: v.flip(-1) for k, v in preds.items()}
-    mirrored["size"] = mirrored["size"][:, [2, 1, 0, 3]]
-    merged = task.merge_flip(preds, mirrored)
-    for k in ("heatmap", "depth", "dimensions", "size"):
-        torch.testing.assert_close(merged[k], preds[k], atol=1e-4, rtol=1e-4)
-
-
 def test_oracle_evaluation_and_result_files(kitti_root, tmp_path):
     task = Mono3D(center_mode="projected3d")
     src = KittiSource(kitti_root, "val", task.classes)
