@@ -33,6 +33,10 @@ Devkit rules reproduced:
 
 Beyond the devkit: a class/difficulty without any counted GT object has no key (the devkit
 would report 0); frames are matched by position in the lists given.
+
+This module holds the entry points (ground truth and detections in, metrics out; result
+folders; the table); the matching kernels are in ``eval_matching``, the precision curves and
+AP in ``eval_ap``, the rotated-box overlaps in ``rotated_iou``.
 """
 
 from __future__ import annotations
@@ -41,13 +45,20 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import numba
 import numpy as np
 
 from centerpoint_suite.datasets.kitti import KittiObjects, read_label_file
 from centerpoint_suite.errors import UserError
 
-from .rotated_iou import bev_pair, box2d_pair, box3d_pair
+from .eval_ap import _precision_curve, ap_r11, ap_r40
+from .eval_matching import (
+    _KIND_3D,
+    _KIND_BBOX,
+    _KIND_BBOX_DET_AREA,
+    _KIND_BEV,
+    _frame_overlaps,
+    get_thresholds,
+)
 
 __all__ = [
     "evaluate_kitti",
@@ -60,7 +71,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-N_SAMPLE_PTS = 41
 DIFFICULTIES = ("easy", "moderate", "hard")
 MIN_HEIGHT = (40.0, 25.0, 25.0)
 MAX_OCCLUSION = (0, 1, 2)
@@ -72,273 +82,6 @@ CLASS_IOU: dict[str, tuple[float, float]] = {
     "Cyclist": (0.5, 0.25),
 }
 _NEIGHBOUR = {"car": "van", "pedestrian": "person_sitting"}
-_KIND_BBOX, _KIND_BBOX_DET_AREA, _KIND_BEV, _KIND_3D = 0, 1, 2, 3
-_NO_DETECTION = -10000000.0
-
-
-@numba.njit(cache=True)
-def _frame_overlaps(
-    dt: np.ndarray, gt: np.ndarray, dt_off: np.ndarray, gt_off: np.ndarray, ov_off: np.ndarray, kind: int
-) -> np.ndarray:
-    """Per-frame overlap of every detection with every GT object, flattened.
-
-    dt (D, 4) or (D, 7), gt (G, 4) or (G, 7): 2D boxes or 3D boxes ``x, y, z, h, w, l, ry``
-    of all frames concatenated; ``*_off`` (F + 1,) frame offsets.  Entry
-    ``ov[ov_off[f] + jd * ng_f + ig]`` is the overlap of the frame's jd-th detection with its
-    ig-th GT object.  kind: 0 2D IoU, 1 2D intersection / detection area, 2 BEV IoU, 3 3D IoU.
-    """
-    out = np.zeros(ov_off[-1], np.float64)
-    work = np.empty((72, 2), np.float64)
-    for f in range(dt_off.shape[0] - 1):
-        g0 = gt_off[f]
-        ng = gt_off[f + 1] - g0
-        base = ov_off[f]
-        for j in range(dt_off[f], dt_off[f + 1]):
-            row = base + (j - dt_off[f]) * ng
-            for i in range(g0, g0 + ng):
-                if kind == 0:
-                    o = box2d_pair(dt, j, gt, i, -1)
-                elif kind == 1:
-                    o = box2d_pair(dt, j, gt, i, 0)
-                elif kind == 2:
-                    o = bev_pair(dt, j, gt, i, -1, work)
-                else:
-                    o = box3d_pair(dt, j, gt, i, -1, work)
-                out[row + i - g0] = o
-    return out
-
-
-@numba.njit(cache=True)
-def get_thresholds(scores: np.ndarray, num_gt: int, num_sample_pts: int = N_SAMPLE_PTS) -> np.ndarray:
-    """Score thresholds approximating ``num_sample_pts`` evenly spaced recall values (devkit).
-
-    scores: TP scores of the first matching pass; num_gt: counted GT objects (> 0).  Walks the
-    scores in descending order and keeps a score when its recall is at least as close to the
-    next recall step as the following score's is -- so at most one threshold per TP.
-    """
-    s = np.sort(scores)[::-1]
-    out = np.empty(s.shape[0], np.float64)
-    n = 0
-    current = 0.0
-    for i in range(s.shape[0]):
-        l_recall = (i + 1) / num_gt
-        last = i == s.shape[0] - 1
-        r_recall = l_recall if last else (i + 2) / num_gt
-        if (r_recall - current) < (current - l_recall) and not last:
-            continue
-        out[n] = s[i]
-        n += 1
-        current += 1.0 / (num_sample_pts - 1.0)
-    return out[:n]
-
-
-@numba.njit(cache=True)
-def _frame_statistics(
-    ov: np.ndarray,
-    dc_ov: np.ndarray,
-    base: int,
-    ng: int,
-    g0: int,
-    d0: int,
-    rg: np.ndarray,
-    rd: np.ndarray,
-    dcg: np.ndarray,
-    ignored_gt: np.ndarray,
-    ignored_dt: np.ndarray,
-    score: np.ndarray,
-    gt_alpha: np.ndarray,
-    dt_alpha: np.ndarray,
-    min_overlap: float,
-    compute_fp: bool,
-    thresh: float,
-    use_dc: bool,
-    assigned: np.ndarray,
-    tp_scores: np.ndarray,
-    n_scores: int,
-) -> tuple[int, int, int, float, int]:
-    """Devkit ``computeStatistics`` for one frame -> (tp, fp, fn, similarity, n_scores).
-
-    rg / rd: global indices of the frame's GT objects / detections that are not of an
-    unrelated class (ignored_gt / ignored_dt != -1), in file order; dcg: its DontCare rows.
-    Without compute_fp, TP scores are appended to ``tp_scores`` from ``n_scores`` on.
-    """
-    nd = rd.shape[0]
-    for k in range(nd):
-        assigned[k] = False
-    tp = 0
-    fp = 0
-    fn = 0
-    similarity = 0.0
-    for a in range(rg.shape[0]):
-        i = rg[a]
-        det_k = -1
-        valid = _NO_DETECTION
-        max_overlap = 0.0
-        assigned_ignored = False
-        for k in range(nd):
-            if assigned[k]:
-                continue
-            j = rd[k]
-            if compute_fp and score[j] < thresh:
-                continue
-            o = ov[base + (j - d0) * ng + (i - g0)]
-            if o <= min_overlap:
-                continue
-            if not compute_fp:
-                if score[j] > valid:
-                    det_k = k
-                    valid = score[j]
-            elif (o > max_overlap or assigned_ignored) and ignored_dt[j] == 0:
-                max_overlap = o
-                det_k = k
-                valid = 1.0
-                assigned_ignored = False
-            elif valid == _NO_DETECTION and ignored_dt[j] == 1:
-                det_k = k
-                valid = 1.0
-                assigned_ignored = True
-        if valid == _NO_DETECTION:
-            if ignored_gt[i] == 0:
-                fn += 1
-        elif ignored_gt[i] == 1 or ignored_dt[rd[det_k]] == 1:
-            assigned[det_k] = True
-        else:
-            j = rd[det_k]
-            tp += 1
-            if not compute_fp:
-                tp_scores[n_scores] = score[j]
-                n_scores += 1
-            similarity += (1.0 + np.cos(gt_alpha[i] - dt_alpha[j])) / 2.0
-            assigned[det_k] = True
-    if compute_fp:
-        for k in range(nd):
-            j = rd[k]
-            if not (assigned[k] or ignored_dt[j] == 1 or score[j] < thresh):
-                fp += 1
-        if use_dc:
-            nstuff = 0
-            for c in range(dcg.shape[0]):
-                i = dcg[c]
-                for k in range(nd):
-                    j = rd[k]
-                    if assigned[k] or ignored_dt[j] == 1 or score[j] < thresh:
-                        continue
-                    if dc_ov[base + (j - d0) * ng + (i - g0)] > min_overlap:
-                        assigned[k] = True
-                        nstuff += 1
-            fp -= nstuff
-    return tp, fp, fn, similarity, n_scores
-
-
-@numba.njit(cache=True)
-def _precision_curve(
-    ov: np.ndarray,
-    dc_ov: np.ndarray,
-    ov_off: np.ndarray,
-    gt_off: np.ndarray,
-    dt_off: np.ndarray,
-    rg: np.ndarray,
-    rg_off: np.ndarray,
-    rd: np.ndarray,
-    rd_off: np.ndarray,
-    dcg: np.ndarray,
-    dcg_off: np.ndarray,
-    ignored_gt: np.ndarray,
-    ignored_dt: np.ndarray,
-    score: np.ndarray,
-    gt_alpha: np.ndarray,
-    dt_alpha: np.ndarray,
-    min_overlap: float,
-    use_dc: bool,
-    num_gt: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Devkit ``eval_class``: interpolated precision and AOS at the 41 recall samples."""
-    n_frames = gt_off.shape[0] - 1
-    max_nd = 1
-    for f in range(n_frames):
-        max_nd = max(max_nd, rd_off[f + 1] - rd_off[f])
-    assigned = np.zeros(max_nd, np.bool_)
-    tp_scores = np.empty(max(rg.shape[0], 1), np.float64)
-    n_scores = 0
-    for f in range(n_frames):
-        ng = gt_off[f + 1] - gt_off[f]
-        _, _, _, _, n_scores = _frame_statistics(
-            ov,
-            dc_ov,
-            ov_off[f],
-            ng,
-            gt_off[f],
-            dt_off[f],
-            rg[rg_off[f] : rg_off[f + 1]],
-            rd[rd_off[f] : rd_off[f + 1]],
-            dcg[dcg_off[f] : dcg_off[f + 1]],
-            ignored_gt,
-            ignored_dt,
-            score,
-            gt_alpha,
-            dt_alpha,
-            min_overlap,
-            False,
-            0.0,
-            use_dc,
-            assigned,
-            tp_scores,
-            n_scores,
-        )
-    thresholds = get_thresholds(tp_scores[:n_scores], num_gt, N_SAMPLE_PTS)
-    nt = min(thresholds.shape[0], N_SAMPLE_PTS)
-    pr = np.zeros((nt, 4), np.float64)  # tp, fp, fn, similarity
-    for f in range(n_frames):
-        ng = gt_off[f + 1] - gt_off[f]
-        for t in range(nt):
-            tp, fp, fn, sim, _ = _frame_statistics(
-                ov,
-                dc_ov,
-                ov_off[f],
-                ng,
-                gt_off[f],
-                dt_off[f],
-                rg[rg_off[f] : rg_off[f + 1]],
-                rd[rd_off[f] : rd_off[f + 1]],
-                dcg[dcg_off[f] : dcg_off[f + 1]],
-                ignored_gt,
-                ignored_dt,
-                score,
-                gt_alpha,
-                dt_alpha,
-                min_overlap,
-                True,
-                thresholds[t],
-                use_dc,
-                assigned,
-                tp_scores,
-                0,
-            )
-            pr[t, 0] += tp
-            pr[t, 1] += fp
-            pr[t, 2] += fn
-            pr[t, 3] += sim  # the devkit skips frames with neither TP nor FP: their sum is 0
-    precision = np.zeros(N_SAMPLE_PTS, np.float64)
-    aos = np.zeros(N_SAMPLE_PTS, np.float64)
-    for t in range(nt):
-        den = pr[t, 0] + pr[t, 1]
-        if den > 0:
-            precision[t] = pr[t, 0] / den
-            aos[t] = pr[t, 3] / den
-    for t in range(nt):
-        precision[t] = np.max(precision[t:])
-        aos[t] = np.max(aos[t:])
-    return precision, aos
-
-
-def ap_r11(precision: np.ndarray) -> float:
-    """11-point AP (percent) from the 41 interpolated precision samples: samples 0, 4, ..., 40."""
-    return float(np.sum(precision[0:N_SAMPLE_PTS:4]) / 11.0 * 100.0)
-
-
-def ap_r40(precision: np.ndarray) -> float:
-    """40-point AP (percent): samples 1..40 (recall 1/40 .. 1; recall 0 excluded)."""
-    return float(np.sum(precision[1:N_SAMPLE_PTS]) / 40.0 * 100.0)
 
 
 class _Stacked:

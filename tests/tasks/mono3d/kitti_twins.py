@@ -1,4 +1,5 @@
-"""Plain-numpy twins of the KITTI overlap kernels (tests only): polygon clipping done differently."""
+"""Plain-numpy twins of the KITTI evaluator's kernels (tests only): the overlaps (polygon clipping
+done differently) and the devkit's score thresholds."""
 
 from __future__ import annotations
 
@@ -80,3 +81,16 @@ def random_bev(rng: np.random.Generator, n: int) -> np.ndarray:
     wl = rng.uniform(0.3, 5.0, (n, 2))
     ry = rng.uniform(-np.pi, np.pi, (n, 1))
     return np.concatenate([xz, wl, ry], 1)
+
+
+def twin_get_thresholds(scores, num_gt, num_pts=41):
+    scores = sorted(scores, reverse=True)
+    out, current = [], 0.0
+    for i, s in enumerate(scores):
+        l_recall = (i + 1) / num_gt
+        r_recall = (i + 2) / num_gt if i < len(scores) - 1 else l_recall
+        if (r_recall - current) < (current - l_recall) and i < len(scores) - 1:
+            continue
+        out.append(s)
+        current += 1 / (num_pts - 1)
+    return out
