@@ -8,8 +8,9 @@ Keypoints at the projected 3D centre (exact unprojection); depth focal normalise
 fx * 416 / 1242 / 4) so the scale augmentation keeps depth targets right; depth loss weight
 0.1, the weight the original effectively had (its depth L1 was averaged over all 50 object
 slots, about a tenth of them real), which lets the heatmap learn much faster. Evaluated with the
-mirrored pass (depths merged by their predicted variance): on the same checkpoints it raised
-Car/3d/moderate/R40@0.5 from 20.8 to 27.3 and from 15.6 to 20.0, for 4 s more per evaluation.
+mirrored pass (every map merged, depths by their predicted inverse variance): on the timed runs of
+seeds 0 / 1 / 2 it raised Car/3d/moderate/R40@0.5 from 21.8 / 21.6 / 18.3 to 27.9 / 26.1 / 23.5,
+for a few seconds more per evaluation.
 """
 
 from centerpoint_suite.config import DataConfig, Experiment, ModelConfig, TestConfig, TrainConfig
