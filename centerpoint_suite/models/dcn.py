@@ -167,9 +167,11 @@ def deform_conv2d_gather(
     idx = low[..., 0] * wp + low[..., 1] + first  # (N, Ho, Wo, K)
     steps = torch.tensor([0, 1, wp, wp + 1], device=dev)
     idx = idx.unsqueeze(-1) + steps  # (N, Ho, Wo, K, 4)
-    lin = torch.stack((1 - frac, frac), -2)  # (N, Ho, Wo, K, 2 corner steps, 2 (y, x)) linear weights
-    wy = lin[..., 0] * mask.permute(0, 2, 3, 1).unsqueeze(-1)  # (N, Ho, Wo, K, 2), the mask folded in
-    wgt = (wy.unsqueeze(-1) * lin[..., 1].unsqueeze(-2)).flatten(-2)  # (N, Ho, Wo, K, 4)
+    fy, fx = frac.unbind(-1)  # (N, Ho, Wo, K) each
+    wy1 = fy * mask.permute(0, 2, 3, 1)  # the y weights with the mask folded in: corner row +1 ...
+    wy0 = mask.permute(0, 2, 3, 1) - wy1  # ... and row +0
+    wx0 = 1 - fx
+    wgt = torch.stack((wy0 * wx0, wy0 * fx, wy1 * wx0, wy1 * fx), -1)  # (N, Ho, Wo, K, 4), as ``steps``
     rows = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 2, 1, 2)).reshape(n * hp * wp, c)
     idx, wgt = idx.reshape(-1, 4), wgt.reshape(-1, 4)
     wmat = weight.permute(0, 2, 3, 1).reshape(cout, k * c).t()  # (K*C, Cout), tap-major as the columns
