@@ -16,10 +16,11 @@ Three interchangeable kernels compute the convolution itself:
 - ``"grid_sample"``: pure torch: all taps sampled bilinearly by one ``F.grid_sample`` call,
   masked, then one matrix product (NCHW columns);
 - ``"gather"``: pure torch, channels-last: the four bilinear corners of every tap are
-  gathered as rows of the (N*H*W, C) input and summed with their weights (bilinear weight x
-  mask, zero outside the image) by one ``F.embedding_bag`` call into a (N*Ho*Wo, K*C) column
-  matrix, finished by one matrix product whose result is already the channels-last output.
-  No NCHW<->NHWC copies around it; equal to the reference within float32 rounding.
+  gathered as rows of the (N*(H+3)*(W+3), C) zero-bordered input and summed with their
+  weights (bilinear weight x mask) by one ``F.embedding_bag`` call into a (N*Ho*Wo, K*C)
+  column matrix, finished by one matrix product whose result is already the channels-last
+  output (at inference in cache-sized blocks of rows). No NCHW<->NHWC copies around it;
+  equal to the reference within float32 rounding.
 
 The default (``"auto"``) is ``"gather"`` on CPU and ``"torchvision"`` elsewhere; override
 with ``set_deform_impl(model, name)``.
@@ -36,6 +37,10 @@ from torch import Tensor, nn
 from torchvision.ops import deform_conv2d
 
 IMPLS = ("auto", "torchvision", "grid_sample", "gather")
+#: inference with the ``gather`` kernel builds its column matrix in blocks of about this many
+#: floats (2 MiB), each multiplied out before the next: the block stays in cache between the
+#: gather and the GEMM and no large temporary is allocated (0: one block)
+GATHER_CHUNK_FLOATS = 1 << 19
 
 
 def _checked_shapes(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor) -> tuple[int, ...]:
@@ -107,18 +112,16 @@ def deform_conv2d_sample(
 @functools.lru_cache(maxsize=64)
 def _sampling_grid(
     kh: int, kw: int, ho: int, wo: int, stride: int, padding: int, dilation: int, device: torch.device, dtype
-) -> tuple[Tensor, Tensor]:
-    """The undeformed sampling points (Ho, Wo, K, 2) as (y, x) input pixels, and the (4, 2) steps
-    to the corners (0,0), (0,1), (1,0), (1,1); cached per shape (ordinary tensors, never inference
-    tensors, so a cache filled under ``inference_mode`` serves training too)."""
+) -> Tensor:
+    """The undeformed sampling points (Ho, Wo, K, 2) as (y, x) input pixels, cached per shape
+    (ordinary tensors, never inference tensors, so a cache filled under ``inference_mode``
+    serves training too)."""
     with torch.inference_mode(False), torch.no_grad():
         ky = (torch.arange(kh, device=device, dtype=dtype) * dilation).repeat_interleave(kw)  # (K,)
         kx = (torch.arange(kw, device=device, dtype=dtype) * dilation).repeat(kh)
         oy = torch.arange(ho, device=device, dtype=dtype) * stride - padding
         ox = torch.arange(wo, device=device, dtype=dtype) * stride - padding
-        regular = torch.stack(torch.broadcast_tensors(oy[:, None, None] + ky, ox[None, :, None] + kx), -1)
-        steps = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]], device=device, dtype=dtype)
-    return regular, steps
+        return torch.stack(torch.broadcast_tensors(oy[:, None, None] + ky, ox[None, :, None] + kx), -1)
 
 
 def deform_conv2d_gather(
@@ -136,37 +139,58 @@ def deform_conv2d_gather(
     Same arguments, semantics and result as ``deform_conv2d_sample`` (x (N, C, H, W),
     offset (N, 2K, Ho, Wo) as (dy, dx) per tap in input pixels, mask (N, K, Ho, Wo), weight
     (Cout, C, kh, kw)); returns (N, Cout, Ho, Wo) in channels_last memory. Any memory format
-    in; channels_last inputs avoid every layout copy.
+    in; channels_last inputs avoid every layout copy but one (the zero border below).
 
     Tap k of output (i, j) samples (py, px) = (i*s - p + ky*d + dy, j*s - p + kx*d + dx);
     its corners (y0 + a, x0 + b), a, b in {0, 1}, y0 = floor(py), carry the weights
     |1 - a - (py - y0)| * |1 - b - (px - x0)| * mask, zero for corners outside the image.
+    The input gets a zero border (1 row / column before, 2 after) and the points are clamped
+    into [-1, H] x [-1, W]: corners then always fall inside the bordered image, corners
+    outside the image read the border's zeros, and a point clamped to -1 or H (one that lay
+    at or beyond a full pixel outside, where every corner reads zero) still reads only zeros.
+    So no validity mask is computed: per point, one flat index and one 2 x 2 weight product.
     """
     n, c, h, w, cout, kh, kw, ho, wo = _checked_shapes(x, offset, mask, weight)
     k = kh * kw
     dev, dt = x.device, x.dtype
-    # sampling points (N, Ho, Wo, K, 2) as (y, x) input pixels: the regular grid plus the offsets
-    regular, corner_steps = _sampling_grid(kh, kw, ho, wo, stride, padding, dilation, dev, dt)
-    pts = offset.permute(0, 2, 3, 1).unflatten(-1, (k, 2)) + regular  # a view of offset when channels_last
+    hp, wp = h + 3, w + 3  # bordered image
+    regular = _sampling_grid(kh, kw, ho, wo, stride, padding, dilation, dev, dt)
+    pts = offset.permute(0, 2, 3, 1).unflatten(-1, (k, 2)) + regular  # (N, Ho, Wo, K, 2) as (y, x)
+    lo = torch.tensor([-1.0, -1.0], device=dev, dtype=dt)
+    hi = torch.tensor([float(h), float(w)], device=dev, dtype=dt)
+    pts = torch.clamp(pts, lo, hi)
     low = pts.floor()
     frac = pts - low
-    # the 4 corners (0,0), (0,1), (1,0), (1,1) of each point: (N, Ho, Wo, K, 4, 2), clamped into the image
-    corners = low.unsqueeze(-2) + corner_steps
-    limit = torch.tensor([h - 1, w - 1], device=dev, dtype=dt)
-    inside = torch.minimum(corners.clamp(min=0), limit)
-    valid = (inside == corners).all(-1)  # (N, Ho, Wo, K, 4): corners outside read zeros
-    lin = torch.stack((1 - frac, frac), -2)  # (N, Ho, Wo, K, 2, 2): [corner step, (y, x)] linear weights
-    m = mask.permute(0, 2, 3, 1).unsqueeze(-1)  # (N, Ho, Wo, K, 1)
-    wgt = ((lin[..., 0] * m).unsqueeze(-1) * lin[..., 1].unsqueeze(-2)).flatten(-2) * valid  # (N, Ho, Wo, K, 4)
-    inside = inside.long()
-    base = (torch.arange(n, device=dev) * (h * w)).view(n, 1, 1, 1, 1)
-    idx = inside[..., 0] * w + inside[..., 1] + base  # (N, Ho, Wo, K, 4) rows of the (N*H*W, C) input
-    rows = x.permute(0, 2, 3, 1).reshape(n * h * w, c)  # a view when x is channels_last
-    # one fused kernel: row gather of the 4 corners and their weighted sum -> (N*Ho*Wo*K, C)
-    cols = F.embedding_bag(idx.reshape(-1, 4), rows, per_sample_weights=wgt.reshape(-1, 4), mode="sum")
-    cols = cols.view(n * ho * wo, k * c)
-    wmat = weight.permute(0, 2, 3, 1).reshape(cout, k * c)  # (Cout, K*C), tap-major as the columns
-    out = torch.addmm(bias, cols, wmat.t()) if bias is not None else cols @ wmat.t()
+    low = low.long()
+    # flat row of corner (0, 0) in the (N*Hp*Wp, C) bordered input; the others are +1, +Wp, +Wp+1
+    first = (torch.arange(n, device=dev) * (hp * wp) + (wp + 1)).view(n, 1, 1, 1)
+    idx = low[..., 0] * wp + low[..., 1] + first  # (N, Ho, Wo, K)
+    steps = torch.tensor([0, 1, wp, wp + 1], device=dev)
+    idx = idx.unsqueeze(-1) + steps  # (N, Ho, Wo, K, 4)
+    fy, fx = frac.unbind(-1)  # (N, Ho, Wo, K) each
+    wy1 = fy * mask.permute(0, 2, 3, 1)  # the y weights with the mask folded in: corner row +1 ...
+    wy0 = mask.permute(0, 2, 3, 1) - wy1  # ... and row +0
+    wx0 = 1 - fx
+    wgt = torch.stack((wy0 * wx0, wy0 * fx, wy1 * wx0, wy1 * fx), -1)  # (N, Ho, Wo, K, 4), as ``steps``
+    rows = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 2, 1, 2)).reshape(n * hp * wp, c)
+    idx, wgt = idx.reshape(-1, 4), wgt.reshape(-1, 4)
+    wmat = weight.permute(0, 2, 3, 1).reshape(cout, k * c).t()  # (K*C, Cout), tap-major as the columns
+    pixels = n * ho * wo
+    chunk = max(1, GATHER_CHUNK_FLOATS // (k * c)) if GATHER_CHUNK_FLOATS > 0 else pixels
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, offset, mask, weight, bias) if t is not None)
+    if grad or chunk >= pixels:
+        # one fused kernel: row gather of the 4 corners and their weighted sum -> (N*Ho*Wo*K, C)
+        cols = F.embedding_bag(idx, rows, per_sample_weights=wgt, mode="sum").view(pixels, k * c)
+        out = torch.addmm(bias, cols, wmat) if bias is not None else cols @ wmat
+    else:  # inference: column blocks small enough to stay in cache between the gather and the GEMM
+        out = x.new_empty(pixels, cout)
+        for a in range(0, pixels, chunk):
+            b = min(pixels, a + chunk)
+            cols = F.embedding_bag(idx[a * k : b * k], rows, per_sample_weights=wgt[a * k : b * k], mode="sum")
+            if bias is not None:
+                torch.addmm(bias, cols.view(b - a, k * c), wmat, out=out[a:b])
+            else:
+                torch.mm(cols.view(b - a, k * c), wmat, out=out[a:b])
     return out.view(n, ho, wo, cout).permute(0, 3, 1, 2)
 
 

@@ -7,7 +7,13 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
 
-from centerpoint_suite.models.dcn import ModulatedDeformConv, deform_conv2d_sample, set_deform_impl
+from centerpoint_suite.models import dcn
+from centerpoint_suite.models.dcn import (
+    ModulatedDeformConv,
+    deform_conv2d_gather,
+    deform_conv2d_sample,
+    set_deform_impl,
+)
 
 
 def _case(n, c, h, w, cout, stride, dilation, spread, seed=0):
@@ -87,3 +93,21 @@ def test_module_impls_agree_float32():
         cl = m(x.contiguous(memory_format=torch.channels_last))
     torch.testing.assert_close(cl, ours, rtol=1e-5, atol=1e-5)
     assert set(m.state_dict()) == {"weight", "bias", "conv_offset_mask.weight", "conv_offset_mask.bias"}
+
+
+@pytest.mark.parametrize("chunk_floats", [0, 2 * 27, 5 * 27])  # one block; blocks of 2 and 5 pixels
+def test_gather_dcn_points_on_and_beyond_the_border(monkeypatch, chunk_floats):
+    # Points exactly on -1, 0, H-1, H (and W), just inside / outside, and far away: the
+    # zero border and the clamp give torchvision's zeros and partial corners there.
+    monkeypatch.setattr(dcn, "GATHER_CHUNK_FLOATS", chunk_floats)
+    g = torch.Generator().manual_seed(0)
+    n, c, h, w = 2, 3, 5, 6
+    x = torch.randn(n, c, h, w, generator=g, dtype=torch.float64)
+    weight = torch.randn(2, c, 3, 3, generator=g, dtype=torch.float64)
+    bias = torch.randn(2, generator=g, dtype=torch.float64)
+    values = torch.tensor([-40.0, -7.0, -2.0, -1.0, -0.999, -0.5, 0.0, 0.25, 1.0, 3.5, 4.0, 4.5, 5.0, 6.0, 30.0])
+    offset = values[torch.randint(len(values), (n, 18, h, w), generator=g)].double()
+    mask = torch.rand(n, 9, h, w, generator=g, dtype=torch.float64)
+    ref = deform_conv2d(x, offset, weight, bias, padding=1, mask=mask)
+    ours = deform_conv2d_gather(x, offset, mask, weight, bias)
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-10)
