@@ -6,16 +6,20 @@ Entry points: ``create_task(name, **kw)``, ``list_tasks()``, ``build_network(arc
 
 from __future__ import annotations
 
-from .models import build_network, list_networks
-from .registry import NETWORKS, TASKS
+from .openmp import set_spin_default
+
+set_spin_default()  # before the first torch import: idle OpenMP threads yield the cores soon (see openmp.py)
+
+from .models import build_network, list_networks  # noqa: E402
+from .registry import NETWORKS, TASKS  # noqa: E402
 
 __version__ = "0.1.0"
 
 # explicit registration of the task plugins (no scanning)
-from .tasks import (
-    boxes2d,  # noqa: E402,F401
-    mono3d,  # noqa: E402,F401
-    pose2d,  # noqa: E402,F401
+from .tasks import (  # noqa: E402
+    boxes2d,  # noqa: F401
+    mono3d,  # noqa: F401
+    pose2d,  # noqa: F401
 )
 
 
