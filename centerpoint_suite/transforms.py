@@ -2,9 +2,9 @@
 and colour augmentation.
 
 Workers only warp uint8 images (one ``cv2.warpAffine``, no float copy). Normalisation runs once
-per batch: uint8 images through a 256-entry table per channel (``cv2.LUT``, one pass, bitwise the
-float multiply-add), float images (after colour jitter) as one fused torch multiply-add in
-``normalize_batch``; colour jitter and PCA lighting in ``colour_augment_batch``.
+per batch: uint8 images by a per-byte multiply-add that reproduces a 256-entry table per channel
+bit for bit (one pass, bitwise the float multiply-add), float images (after colour jitter) as one
+fused torch multiply-add in ``normalize_batch``; colour jitter and PCA lighting in ``colour_augment_batch``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from torch import Tensor
 
 from .geometry import center_scale_affine, invert_affine
 from .heatmap import graph_capture
+from .normalize_kernel import normalize_u8, table_arithmetic
 
 STRIDE = 4
 
@@ -156,12 +157,24 @@ def normalization_lut(norm: Normalization) -> np.ndarray:
     return lut
 
 
+@functools.lru_cache(maxsize=16)
+def _normalizer(norm: Normalization) -> tuple[np.ndarray, np.ndarray, bool | None]:
+    """(3,) float32 scale and bias and the arithmetic that gives ``normalization_lut`` exactly."""
+    scale, bias = (t.numpy() for t in _scale_bias(norm))
+    return scale, bias, table_arithmetic(normalization_lut(norm), scale, bias)
+
+
 def normalize_image(image: np.ndarray, norm: Normalization, out: np.ndarray | None = None) -> np.ndarray:
-    """uint8 (H, W, 3) BGR -> float32 (H, W, 3) normalised, channels in ``norm.order``: one table
-    look-up per byte (``cv2.LUT``), written into ``out`` when given."""
+    """uint8 (H, W, 3) BGR -> float32 (H, W, 3) normalised, channels in ``norm.order``: the
+    table ``normalization_lut`` per byte, computed as one multiply-add per byte in the arithmetic
+    that reproduces the table bit for bit (``normalize_kernel.normalize_u8``; ``cv2.LUT`` if none does);
+    written into ``out`` (C-contiguous) when given."""
     if norm.order == "rgb":
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return cv2.LUT(image, normalization_lut(norm), dst=out)
+    scale, bias, fused = _normalizer(norm)
+    if fused is None or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        return cv2.LUT(image, normalization_lut(norm), dst=out)
+    return normalize_u8(image, scale, bias, fused, out)
 
 
 def warp_normalized(image: np.ndarray, m: np.ndarray, out_hw: tuple[int, int], norm: Normalization) -> np.ndarray:
