@@ -149,8 +149,15 @@ def original_pose_sample(
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The original multi_pose ``__getitem__`` (no flip, no colour): input (3, H, W), targets."""
     inp = original_input(sample.image, m, in_hw, norm)
-    out_h, out_w = in_hw[0] // 4, in_hw[1] // 4
-    trans_output = (m / 4).astype(np.float32)
+    out_hw = (in_hw[0] // 4, in_hw[1] // 4)
+    return inp, original_pose_targets(sample, (m / 4).astype(np.float32), out_hw, num_joints, max_objs)
+
+
+def original_pose_targets(
+    sample, trans_output: np.ndarray, out_hw: tuple[int, int], num_joints: int = 17, max_objs: int = 32
+) -> dict[str, np.ndarray]:
+    """The original multi_pose targets: person centres, then per person and joint in python."""
+    out_h, out_w = out_hw
     targets, slots = _center_loop(sample, trans_output, (out_h, out_w), 1, max_objs)
     hm_hp = np.zeros((num_joints, out_h, out_w), dtype=np.float32)
     kps = np.zeros((max_objs, num_joints * 2), dtype=np.float32)
@@ -181,7 +188,7 @@ def original_pose_sample(
         joint_mask=hp_mask,
         joint_offset=hp_offset,
     )
-    return inp, targets
+    return targets
 
 
 # ---- decode and post-process ----------------------------------------------------------------

@@ -1,15 +1,17 @@
 """Image transforms: the train-time random affine, the test-time affine, normalisation presets
 and colour augmentation.
 
-Workers only warp uint8 images (one ``cv2.warpAffine``, no float copy). Normalisation runs once
-per batch: uint8 images through a 256-entry table per channel (``cv2.LUT``, one pass, bitwise the
-float multiply-add), float images (after colour jitter) as one fused torch multiply-add in
-``normalize_batch``; colour jitter and PCA lighting in ``colour_augment_batch``.
+Workers only warp uint8 images (one ``cv2.warpAffine`` down to the image's last row, no float
+copy). Normalisation runs once per batch: uint8 images by a per-byte multiply-add that
+reproduces a 256-entry table per channel bit for bit (one pass, bitwise the float multiply-add),
+float images (after colour jitter) as one fused torch multiply-add in ``normalize_batch``; colour
+jitter and PCA lighting in ``colour_augment_batch``.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -19,6 +21,7 @@ from torch import Tensor
 
 from .geometry import center_scale_affine, invert_affine
 from .heatmap import graph_capture
+from .normalize_kernel import normalize_u8, table_arithmetic
 
 STRIDE = 4
 
@@ -128,9 +131,32 @@ def eval_affine(image_hw: tuple[int, int], resize: EvalResize) -> tuple[np.ndarr
     return center_scale_affine((w / 2.0, h / 2.0), s, (in_w, in_h)), (in_h, in_w)
 
 
+def rows_reaching_image(m: np.ndarray, image_h: int, out_h: int) -> int:
+    """Output rows [0, n) that may read the image under ``m`` (original -> output pixels); the
+    rows below lie more than one source row past its bottom edge (black). ``out_h`` when ``m``
+    rotates or flips vertically."""
+    if float(m[0, 1]) != 0.0 or float(m[1, 0]) != 0.0 or not float(m[1, 1]) > 0.0:
+        return out_h
+    end = math.ceil(float(m[1, 1]) * (image_h + 1) + float(m[1, 2])) + 1  # a row of margin
+    return int(min(max(end, 0), out_h))
+
+
 def warp_image(image: np.ndarray, m: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
-    """uint8 (H, W, 3) -> uint8 (out_h, out_w, 3), bilinear, black outside."""
-    return cv2.warpAffine(image, m, (out_hw[1], out_hw[0]), flags=cv2.INTER_LINEAR)
+    """uint8 (H, W, 3) -> uint8 (out_h, out_w, 3), bilinear, black outside: ``cv2.warpAffine``
+    (INTER_LINEAR, constant 0) pixel for pixel, but rows below the image (``rows_reaching_image``)
+    are filled with 0 rather than computed: OpenCV gives them 0, and the rows above keep the same
+    map and row indices, hence the same pixels (OpenCV's border pixels are its slow ones)."""
+    out_h, out_w = int(out_hw[0]), int(out_hw[1])
+    rows = rows_reaching_image(m, image.shape[0], out_h)
+    if rows == out_h:
+        return cv2.warpAffine(image, m, (out_w, out_h), flags=cv2.INTER_LINEAR)
+    out = np.empty((out_h, out_w, *image.shape[2:]), image.dtype)
+    out[rows:] = 0
+    if rows:
+        top = cv2.warpAffine(image, m, (out_w, rows), dst=out[:rows], flags=cv2.INTER_LINEAR)
+        if not np.shares_memory(top, out):  # OpenCV wrote elsewhere
+            out[:rows] = top
+    return out
 
 
 def output_inverse(m_input: np.ndarray) -> np.ndarray:
@@ -156,12 +182,24 @@ def normalization_lut(norm: Normalization) -> np.ndarray:
     return lut
 
 
+@functools.lru_cache(maxsize=16)
+def _normalizer(norm: Normalization) -> tuple[np.ndarray, np.ndarray, bool | None]:
+    """(3,) float32 scale and bias and the arithmetic that gives ``normalization_lut`` exactly."""
+    scale, bias = (t.numpy() for t in _scale_bias(norm))
+    return scale, bias, table_arithmetic(normalization_lut(norm), scale, bias)
+
+
 def normalize_image(image: np.ndarray, norm: Normalization, out: np.ndarray | None = None) -> np.ndarray:
-    """uint8 (H, W, 3) BGR -> float32 (H, W, 3) normalised, channels in ``norm.order``: one table
-    look-up per byte (``cv2.LUT``), written into ``out`` when given."""
+    """uint8 (H, W, 3) BGR -> float32 (H, W, 3) normalised, channels in ``norm.order``: the
+    table ``normalization_lut`` per byte, computed as one multiply-add per byte in the arithmetic
+    that reproduces the table bit for bit (``normalize_kernel.normalize_u8``; ``cv2.LUT`` if none does);
+    written into ``out`` (C-contiguous) when given."""
     if norm.order == "rgb":
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return cv2.LUT(image, normalization_lut(norm), dst=out)
+    scale, bias, fused = _normalizer(norm)
+    if fused is None or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        return cv2.LUT(image, normalization_lut(norm), dst=out)
+    return normalize_u8(image, scale, bias, fused, out)
 
 
 def warp_normalized(image: np.ndarray, m: np.ndarray, out_hw: tuple[int, int], norm: Normalization) -> np.ndarray:

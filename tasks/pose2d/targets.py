@@ -10,11 +10,13 @@ Per kept person (slot m, centre cell ``c``) and joint j with v > 0 whose mapped 
   ``joint_mask`` and ``joint_offset = p - floor(p)`` (sub-cell offset).
 
 Persons with no labelled joint keep their centre (heatmap, size, offset) and get no joint
-target; crowd regions only mark ``heatmap_ignore`` (see ``center_targets``).
+target; crowd regions only mark ``heatmap_ignore`` (see ``center_targets``). The joints of all
+people go through one numba pass (``_joint_targets``; its numpy twin is in the tests).
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from centerpoint_suite.centers import center_targets
@@ -30,6 +32,37 @@ def flip_permutation(num_joints: int, pairs: tuple[tuple[int, int], ...]) -> np.
     for a, b in pairs:
         perm[a], perm[b] = b, a
     return perm
+
+
+@numba.njit(cache=True, nogil=True)
+def _joint_targets(pts, visible, perm, cells, radii, outs) -> None:
+    """All joints of the kept people in one pass (person-major), into ``outs`` in place.
+
+    pts (n, J, 2) f32 joints in output cells, visible (n, J) bool, perm (J,) joint j reads
+    joint perm[j] (the flip swap), cells (n, 2) i64 integer centre cell x, y, radii (n,) i32;
+    outs = (joint_offsets (M, J, 2) f32, joint_offsets_mask (M, J, 2) u8, joint_heatmap (J, H, W)
+    f32, joint_indices (M, J) i64, joint_mask (M, J) u8, joint_offset (M, J, 2) f32).
+    """
+    offsets, offsets_mask, heatmap, indices, mask, offset = outs
+    out_h, out_w = heatmap.shape[1], heatmap.shape[2]
+    channel = np.empty(1, np.int64)
+    cell = np.empty((1, 2), np.int32)
+    radius = np.empty(1, np.int32)
+    for p in range(pts.shape[0]):
+        cx, cy = np.float32(cells[p, 0]), np.float32(cells[p, 1])
+        for j in range(pts.shape[1]):
+            src = perm[j]
+            x, y = pts[p, src, 0], pts[p, src, 1]
+            if not (visible[p, src] and x >= 0 and x < out_w and y >= 0 and y < out_h):
+                continue
+            ix, iy = np.int32(x), np.int32(y)  # non-negative: truncation is floor
+            offsets[p, j, 0], offsets[p, j, 1] = x - cx, y - cy
+            offsets_mask[p, j, 0], offsets_mask[p, j, 1] = 1, 1
+            indices[p, j] = np.int64(iy) * out_w + ix
+            mask[p, j] = 1
+            offset[p, j, 0], offset[p, j, 1] = x - np.float32(ix), y - np.float32(iy)
+            channel[0], cell[0, 0], cell[0, 1], radius[0] = j, ix, iy, radii[p]
+            splat_gaussians(heatmap, channel, cell, radius)
 
 
 def build_pose_targets(
@@ -65,24 +98,13 @@ def build_pose_targets(
         if kps.shape[1] != J:
             raise DataError(f"{sample.path or sample.image_id}: {kps.shape[1]} joints per person, the task expects {J}")
         pts = apply_affine(geometry.trans_output, kps[..., :2].astype(np.float64)).astype(np.float32)
-        vis = kps[..., 2] > 0
-        if geometry.flipped and flip_pairs:
-            perm = flip_permutation(J, flip_pairs)
-            pts, vis = pts[:, perm], vis[:, perm]
-        inside = vis & (pts[..., 0] >= 0) & (pts[..., 0] < out_w) & (pts[..., 1] >= 0) & (pts[..., 1] < out_h)
+        perm = flip_permutation(J, flip_pairs) if geometry.flipped and flip_pairs else np.arange(J)
         flat = ct.targets["indices"][:n]  # the integer centre cell placed by center_targets
-        cell_ct = np.stack([flat % out_w, flat // out_w], 1)
-        rel = pts - cell_ct[:, None, :].astype(np.float32)
-        joint_offsets[:n] = np.where(inside[..., None], rel, 0)
-        joint_offsets_mask[:n] = inside[..., None]
-        pt_int = np.where(inside[..., None], pts, 0).astype(np.int32)  # inside => non-negative: floor
-        joint_indices[:n] = np.where(inside, pt_int[..., 1].astype(np.int64) * out_w + pt_int[..., 0], 0)
-        joint_mask[:n] = inside
-        joint_offset[:n] = np.where(inside[..., None], pts - pt_int, 0)
+        cells = np.stack([flat % out_w, flat // out_w], 1)
         wh = ct.boxes[:, 2:] - ct.boxes[:, :2]
         radii = integer_radius(np.ceil(wh[:, 1]), np.ceil(wh[:, 0]), min_overlap, radius_formula)  # (n,)
-        person, joint = np.nonzero(inside)
-        splat_gaussians(joint_heatmap, joint.astype(np.int64), pt_int[person, joint], radii[person])
+        outs = (joint_offsets, joint_offsets_mask, joint_heatmap, joint_indices, joint_mask, joint_offset)
+        _joint_targets(pts, kps[..., 2] > 0, perm, cells, radii, outs)
     targets = dict(ct.targets)
     targets.update(
         joint_offsets=joint_offsets.reshape(M, 2 * J),

@@ -4,20 +4,25 @@ channels_last (the same detections as the NCHW top-K), gathers from channels_las
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from centerpoint_suite import create_task
 from centerpoint_suite.centers import logit
+from centerpoint_suite.geometry import center_scale_affine
 from centerpoint_suite.heatmap import cell_xy, gather_at, peak_scores, topk_peaks, topk_peaks_torch
 from centerpoint_suite.transforms import (
     NORMALIZATIONS,
+    AugmentConfig,
     EvalResize,
     eval_affine,
     get_normalization,
     normalize_batch,
     output_inverse,
+    rows_reaching_image,
+    sample_train_affine,
     warp_image,
 )
 from centerpoint_suite.types import BatchMeta, OutputGeometry
@@ -182,3 +187,28 @@ def test_fewer_peaks_than_k_fill_with_zero_scores():
     assert set(xs[0, :8].tolist()) == {9.0}
     cells = (classes[0] * 40 + inds[0]).tolist()
     assert len(set(cells)) == 12  # the filler takes distinct unused cells
+
+
+def test_warp_skipping_the_rows_below_the_image_is_opencvs_warp(coco):
+    """The training and test affines on real images: every pixel as the full cv2.warpAffine, and
+    the rows below the image were not computed in most cases."""
+    _, samples = coco
+    cropped = 0
+    for k, s in enumerate(samples):
+        cases = [eval_affine(s.hw, EvalResize((512, 512))), eval_affine(s.hw, EvalResize(mode="keep_res"))]
+        for seed in range(4):
+            rng = np.random.default_rng((k, seed))
+            cases.append((sample_train_affine(rng, s.hw, (512, 512), AugmentConfig(), can_flip=True)[0], (512, 512)))
+        for m, out_hw in cases:
+            want = cv2.warpAffine(s.image, m, (out_hw[1], out_hw[0]), flags=cv2.INTER_LINEAR)
+            np.testing.assert_array_equal(warp_image(s.image, m, out_hw), want)
+            rows = rows_reaching_image(m, s.hw[0], out_hw[0])
+            assert not want[rows:].any()
+            cropped += rows < out_hw[0]
+    assert cropped >= 3
+    rotated = center_scale_affine((100.0, 80.0), 300, (512, 512), rotation_deg=5)
+    assert rows_reaching_image(rotated, 200, 512) == 512
+    assert rows_reaching_image(center_scale_affine((0.0, 900.0), 300, (512, 512)), 200, 512) == 0
+    np.testing.assert_array_equal(
+        warp_image(samples[0].image, center_scale_affine((0.0, 900.0), 300, (64, 64)), (64, 64)), 0
+    )

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from centerpoint_suite.centers import center_targets
-from centerpoint_suite.geometry import center_scale_affine, compose_affine
-from centerpoint_suite.heatmap import gaussian_radius
+from centerpoint_suite.geometry import apply_affine, center_scale_affine, compose_affine
+from centerpoint_suite.heatmap import gaussian_radius, integer_radius
 from centerpoint_suite.tasks.pose2d import COCO_FLIP_PAIRS, Pose2D
 from centerpoint_suite.tasks.pose2d.targets import build_pose_targets, flip_permutation
 from centerpoint_suite.types import OutputGeometry, Sample
@@ -67,6 +67,65 @@ def reference_targets(sample: Sample, geometry: OutputGeometry, max_objects: int
             out["joint_offset"][m * J + j] = p - pi
             gaussian_twin(out["joint_heatmap"], j, int(pi[0]), int(pi[1]), r)
     return out
+
+
+def joints_twin(sample: Sample, geometry: OutputGeometry, max_objects: int) -> dict[str, np.ndarray]:
+    """The joint targets in vectorised numpy, the plain twin of the numba ``_joint_targets``."""
+    ct = center_targets(sample, geometry, 1, max_objects)
+    (out_h, out_w), M = geometry.output_hw, max_objects
+    out = {
+        "joint_offsets": np.zeros((M, J, 2), np.float32),
+        "joint_offsets_mask": np.zeros((M, J, 2), np.uint8),
+        "joint_heatmap": np.zeros((J, out_h, out_w), np.float32),
+        "joint_indices": np.zeros((M, J), np.int64),
+        "joint_mask": np.zeros((M, J), np.uint8),
+        "joint_offset": np.zeros((M, J, 2), np.float32),
+    }
+    n = len(ct.kept)
+    if n:
+        kps = np.asarray(sample.keypoints, np.float32)[ct.kept]
+        pts = apply_affine(geometry.trans_output, kps[..., :2].astype(np.float64)).astype(np.float32)
+        vis = kps[..., 2] > 0
+        if geometry.flipped:
+            perm = flip_permutation(J, COCO_FLIP_PAIRS)
+            pts, vis = pts[:, perm], vis[:, perm]
+        inside = vis & (pts[..., 0] >= 0) & (pts[..., 0] < out_w) & (pts[..., 1] >= 0) & (pts[..., 1] < out_h)
+        flat = ct.targets["indices"][:n]
+        cell_ct = np.stack([flat % out_w, flat // out_w], 1)
+        out["joint_offsets"][:n] = np.where(inside[..., None], pts - cell_ct[:, None, :].astype(np.float32), 0)
+        out["joint_offsets_mask"][:n] = inside[..., None]
+        pt_int = np.where(inside[..., None], pts, 0).astype(np.int32)
+        out["joint_indices"][:n] = np.where(inside, pt_int[..., 1].astype(np.int64) * out_w + pt_int[..., 0], 0)
+        out["joint_mask"][:n] = inside
+        out["joint_offset"][:n] = np.where(inside[..., None], pts - pt_int, 0)
+        wh = ct.boxes[:, 2:] - ct.boxes[:, :2]
+        radii = integer_radius(np.ceil(wh[:, 1]), np.ceil(wh[:, 0]), 0.7, "cornernet")
+        for person, joint in zip(*np.nonzero(inside)):
+            x, y = pt_int[person, joint]
+            gaussian_twin(out["joint_heatmap"], joint, int(x), int(y), int(radii[person]))
+    out["joint_offsets"] = out["joint_offsets"].reshape(M, 2 * J)
+    out["joint_offsets_mask"] = out["joint_offsets_mask"].reshape(M, 2 * J)
+    out["joint_indices"] = out["joint_indices"].reshape(M * J)
+    out["joint_mask"] = out["joint_mask"].reshape(M * J)
+    out["joint_offset"] = out["joint_offset"].reshape(M * J, 2)
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(0, 12), st.booleans())
+def test_joint_kernel_equals_numpy_twin(seed: int, n: int, flip: bool) -> None:
+    """Bit for bit (the heatmap within the splat twin's float rounding)."""
+    rng = np.random.default_rng(seed)
+    sample = random_sample(rng, n)
+    geometry = random_geometry(rng, flip=flip)
+    got = build_pose_targets(sample, geometry, J, 8, COCO_FLIP_PAIRS)
+    for key, value in joints_twin(sample, geometry, 8).items():
+        assert got[key].shape == value.shape and got[key].dtype == value.dtype, key
+        if key == "joint_heatmap":
+            np.testing.assert_allclose(got[key], value, rtol=0, atol=1e-6)
+            assert np.array_equal(got[key] > 0, value > 0)
+        else:
+            np.testing.assert_array_equal(got[key], value, err_msg=key)
 
 
 @settings(max_examples=25, deadline=None)
