@@ -26,7 +26,9 @@ from .transforms import AugmentConfig
 class DataConfig:
     """root: dataset folder (None: the task's built-in synthetic data, generated once and reused).
     input_hw: train input size (h, w), multiple of 32. test_input_hw / test_mode: see EvalResize.
-    workers: data loading processes; in training at most cores - 1 unless ``train.threads`` is set."""
+    workers: data loading processes; in training at most cores - 1 unless ``train.threads`` is set.
+    cache_gb: keep decoded training images in memory up to this many gigabytes per reading process
+    (0: decode every time); see ``image_cache``."""
 
     root: str | None = None
     train_split: str | None = "train"
@@ -37,6 +39,7 @@ class DataConfig:
     normalization: str = "imagenet_rgb"
     augment: AugmentConfig = AugmentConfig()
     workers: int = 2
+    cache_gb: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,9 @@ class TrainConfig:
     log_every: iterations between TensorBoard loss points (when tensorboard is installed).
     threads: intra-op threads of each training process; 0: the usable cores left after the data
     workers (threads + workers <= cores, ``data.workers`` then an upper bound), or
-    ``OMP_NUM_THREADS`` when set; > 0: this many, with ``data.workers`` as given (see ``loading``)."""
+    ``OMP_NUM_THREADS`` when set; > 0: this many, with ``data.workers`` as given (see ``loading``).
+    ema_decay: > 0: validate, checkpoint and deploy an exponential moving average of the weights
+    with this decay per iteration (see ``ema``); 0: the trained weights themselves."""
 
     epochs: int = 70
     batch_size: int = 32
@@ -82,6 +87,7 @@ class TrainConfig:
     log_every: int = 20
     tensorboard: bool = True
     threads: int = 0
+    ema_decay: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,10 @@ from . import distributed as D
 from .checkpoint import capture_rng, load_checkpoint, load_weights, restore_rng, save_checkpoint
 from .config import Experiment, experiment_differences
 from .data import TrainDataset, collate
+from .ema import WeightAverage
 from .engine import build_model, eval_resize, predictor_from_experiment, resolve_device
 from .errors import TrainingError, UserError
+from .image_cache import CachedImages
 from .loading import set_up_training_process, train_loader
 from .loss_model import LossModel, freeze_batchnorm
 from .models.optimize import make_optimizer, train_channels_last
@@ -49,7 +51,7 @@ from .transforms import colour_augment_batch, get_normalization, normalize_batch
 log = logging.getLogger(__name__)
 
 # fields a resumed run may change without saying so: where it runs, not what it computes
-RUN_ENVIRONMENT = ("train.device", "train.threads", "data.workers", "test.batch_size")
+RUN_ENVIRONMENT = ("train.device", "train.threads", "data.workers", "data.cache_gb", "test.batch_size")
 
 
 def lr_at(exp: Experiment, progress: float, it: int) -> float:
@@ -113,6 +115,9 @@ class Trainer:
         if self.channels_last:
             net.to(memory_format=torch.channels_last)
         self.net = net
+        if exp.train.ema_decay < 0 or exp.train.ema_decay >= 1:
+            raise UserError(f"train.ema_decay={exp.train.ema_decay}: must be in [0, 1) (0: no average; e.g. 0.999)")
+        self.ema = WeightAverage(net, exp.train.ema_decay) if exp.train.ema_decay > 0 else None
         self.loss_model = LossModel(net, exp.task, exp.train.amp and self.device.type == "cuda")
         self.engine: nn.Module = self.loss_model
         if self.dist.enabled:
@@ -138,6 +143,11 @@ class Trainer:
         return self.net
 
     @property
+    def deployed(self) -> nn.Module:
+        """The network validated and saved as the run's weights: the average when there is one."""
+        return self.ema.net if self.ema is not None else self.net
+
+    @property
     def epoch(self) -> int:
         return self.state.epoch
 
@@ -158,16 +168,20 @@ class Trainer:
         if not self.dist.is_main:
             return
         self.state.elapsed_s = self.elapsed()
+        averaged = {}
+        if self.ema is not None:  # the trained weights beside the average, for exact resume
+            averaged = {"train_model": self.net.state_dict(), "ema_updates": self.ema.updates}
         save_checkpoint(
             self.out_dir / name,
             self.exp,
-            self.net,
+            self.deployed,
             optimizer=self.optimizer.state_dict(),
             scaler=self.scaler.state_dict(),
             rng=capture_rng(),
             state=asdict(self.state),
             loss_params={k: v.detach().cpu() for k, v in self.loss_model.named_loss_params().items()},
             world_size=self.dist.world_size,
+            **averaged,
             # read by older tools: the epoch / iteration reached
             epoch=self.state.epoch,
             iteration=self.state.iteration,
@@ -184,7 +198,12 @@ class Trainer:
                 f"--resume {path}: the experiment differs from the checkpoint's ({'; '.join(diffs)}); "
                 "set the changed fields with --set to change them on purpose"
             )
-        load_weights(self.net, payload["model"], path)
+        load_weights(self.net, payload.get("train_model", payload["model"]), path)
+        if self.ema is not None:
+            if "train_model" in payload:
+                self.ema.load(payload["model"], int(payload["ema_updates"]))
+            else:  # the run had no average: it starts from the resumed weights
+                self.ema.load(self.net.state_dict(), 1)
         saved = payload.get("loss_params") or {}
         with torch.no_grad():
             for name, value in self.loss_model.named_loss_params().items():
@@ -222,7 +241,12 @@ class Trainer:
         """One DataLoader for the whole run; its workers persist across epochs."""
         if self._loader is None:
             exp = self.exp
-            ds = TrainDataset(self.train_source, exp.task, exp.data.input_hw, exp.data.augment, exp.train.seed)
+            source = self.train_source
+            if exp.data.cache_gb:
+                if exp.data.cache_gb < 0:
+                    raise UserError(f"data.cache_gb={exp.data.cache_gb}: must be >= 0 (gigabytes; 0: no cache)")
+                source = CachedImages(source, exp.data.cache_gb)
+            ds = TrainDataset(source, exp.task, exp.data.input_hw, exp.data.augment, exp.train.seed)
             pin = self.device.type == "cuda"
             self._loader = train_loader(ds, self.sampler, collate, self.threads.workers, pin)
         return self._loader
@@ -330,6 +354,8 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.loss_model.parameters(), exp.train.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.net)
         s.iteration += 1
         s.step += 1
         self.time_fraction = float(agreed[len(names) + 1]) / n
@@ -344,7 +370,7 @@ class Trainer:
         shard = self.val_source
         if self.dist.enabled:
             shard = ShardSource(self.val_source, self.dist.rank, self.dist.world_size)
-        predictor = predictor_from_experiment(exp, self.net, self.device)
+        predictor = predictor_from_experiment(exp, self.deployed, self.device)
         preds = predictor.predict_source(shard, eval_resize(exp), exp.test.batch_size, self.threads.workers)
         gathered = D.gather_to_main(preds)
         metrics = None
