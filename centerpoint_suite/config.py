@@ -41,6 +41,10 @@ class DataConfig:
     workers: int = 2
     cache_gb: float = 0.0
 
+    def __post_init__(self) -> None:
+        if not self.cache_gb >= 0:
+            raise UserError(f"data.cache_gb={self.cache_gb}: must be >= 0 (gigabytes; 0: no cache)")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -67,12 +71,16 @@ class TrainConfig:
     threads: intra-op threads of each training process; 0: the usable cores left after the data
     workers (threads + workers <= cores, ``data.workers`` then an upper bound), or
     ``OMP_NUM_THREADS`` when set; > 0: this many, with ``data.workers`` as given (see ``loading``).
+    lr_schedule: "step" (x ``lr_gamma`` at each of ``lr_steps``, in epochs) or "linear" (from
+    ``lr`` down to 0 at the end of the run: of its epochs, or of ``time_budget_min`` when that comes
+    first; the schedule found best for a fixed budget by Li et al., "Budgeted Training", 2020).
     ema_decay: > 0: validate, checkpoint and deploy an exponential moving average of the weights
     with this decay per iteration (see ``ema``); 0: the trained weights themselves."""
 
     epochs: int = 70
     batch_size: int = 32
     lr: float = 1.25e-4
+    lr_schedule: str = "step"
     lr_steps: tuple[int, ...] = (45, 60)
     lr_gamma: float = 0.1
     warmup_iters: int = 0
@@ -88,6 +96,12 @@ class TrainConfig:
     tensorboard: bool = True
     threads: int = 0
     ema_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in ("step", "linear"):
+            raise UserError(f"train.lr_schedule={self.lr_schedule!r}: unknown; use 'step' or 'linear'")
+        if not 0 <= self.ema_decay < 1:
+            raise UserError(f"train.ema_decay={self.ema_decay}: must be in [0, 1) (0: no average; e.g. 0.999)")
 
 
 @dataclass(frozen=True)

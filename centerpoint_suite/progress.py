@@ -34,6 +34,10 @@ class Progress(Iterable[T]):
             dynamic_ncols=tty,
             leave=True,
             smoothing=0,
+            # the clock is read every item: tqdm's monitor thread then never forces a redraw, which
+            # for an iterator bar prints the count of the last redraw beside the current time (a
+            # log line every 30 s showed "74/200 [00:46, 1.59it/s]" at 2.45 it/s)
+            miniters=1,
         )
 
     def set_postfix(self, text: str) -> None:

@@ -55,14 +55,18 @@ RUN_ENVIRONMENT = ("train.device", "train.threads", "data.workers", "data.cache_
 
 
 def lr_at(exp: Experiment, progress: float, it: int) -> float:
-    """Step schedule: x gamma at each of ``lr_steps`` (epochs, i.e. at progress step/epochs),
-    with optional linear warm-up over the first ``warmup_iters`` iterations.
+    """``train.lr_schedule``: "step", x gamma at each of ``lr_steps`` (epochs, i.e. at progress
+    step/epochs), or "linear", down to 0 at the end of the run; both with optional linear
+    warm-up over the first ``warmup_iters`` iterations.
 
     progress: fraction of the run done, in epochs (epoch / epochs) or, with a time budget,
     the larger of that and elapsed / budget.
     """
     t = exp.train
-    lr = t.lr * t.lr_gamma ** sum(progress * t.epochs >= s - 1e-9 for s in t.lr_steps)
+    if t.lr_schedule == "linear":
+        lr = t.lr * max(0.0, 1.0 - progress)
+    else:
+        lr = t.lr * t.lr_gamma ** sum(progress * t.epochs >= s - 1e-9 for s in t.lr_steps)
     if t.warmup_iters and it < t.warmup_iters:
         lr *= (it + 1) / t.warmup_iters
     return lr
@@ -115,8 +119,6 @@ class Trainer:
         if self.channels_last:
             net.to(memory_format=torch.channels_last)
         self.net = net
-        if exp.train.ema_decay < 0 or exp.train.ema_decay >= 1:
-            raise UserError(f"train.ema_decay={exp.train.ema_decay}: must be in [0, 1) (0: no average; e.g. 0.999)")
         self.ema = WeightAverage(net, exp.train.ema_decay) if exp.train.ema_decay > 0 else None
         self.loss_model = LossModel(net, exp.task, exp.train.amp and self.device.type == "cuda")
         self.engine: nn.Module = self.loss_model
@@ -242,9 +244,7 @@ class Trainer:
         if self._loader is None:
             exp = self.exp
             source = self.train_source
-            if exp.data.cache_gb:
-                if exp.data.cache_gb < 0:
-                    raise UserError(f"data.cache_gb={exp.data.cache_gb}: must be >= 0 (gigabytes; 0: no cache)")
+            if exp.data.cache_gb > 0:
                 source = CachedImages(source, exp.data.cache_gb)
             ds = TrainDataset(source, exp.task, exp.data.input_hw, exp.data.augment, exp.train.seed)
             pin = self.device.type == "cuda"

@@ -19,8 +19,6 @@ import numpy as np
 from centerpoint_suite.errors import DataError
 from centerpoint_suite.types import Predictions
 
-_FLOAT_COLS = 14  # fields after the type name, without the score
-
 
 @dataclass
 class KittiObjects:

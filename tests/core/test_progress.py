@@ -58,3 +58,48 @@ def test_rate_of_bursty_epochs_is_their_average(monkeypatch, tty):
     # last few batches printed 2-3 it/s after the prefetched ones
     assert max(rates) <= average * 1.02, stream.getvalue()
     assert rates[-1] == pytest.approx(average, rel=0.02)
+
+
+def test_log_lines_show_the_count_of_their_time(monkeypatch):
+    """tqdm's monitor thread redraws a bar that has not printed for 10 s; for an iterator bar the
+    redraw showed the count of the previous line beside the current time, i.e. a rate too low."""
+    import threading
+    import time
+
+    import tqdm._monitor
+
+    clock = FakeClock()
+    monkeypatch.setattr(tqdm.std, "time", clock)
+    monkeypatch.setattr(tqdm._monitor, "time", clock)
+    if tqdm.std.tqdm.monitor is not None:  # a monitor of an earlier bar, with the real clock
+        tqdm.std.tqdm.monitor.exit()
+        tqdm.std.tqdm.monitor = None
+    monkeypatch.setattr(tqdm.std.tqdm, "monitor_interval", 0.01)
+    stream = io.StringIO()
+    monkeypatch.setattr(progress.sys, "stderr", stream)
+    woke = threading.Event()
+
+    def items():
+        for i in range(12):
+            clock.now += 12.0  # one item every 12 s: the monitor's 10 s have passed at each
+            woke.clear()
+            deadline = time.monotonic() + 1.0
+            while tqdm.std.tqdm.monitor is not None and time.monotonic() < deadline and not woke.is_set():
+                if tqdm.std.tqdm.monitor.woken >= clock.now:
+                    woke.set()  # the monitor has looked at the bar at this time
+                time.sleep(0.005)
+            yield i
+
+    try:
+        assert list(Progress(items(), "epoch 1/1")) == list(range(12))
+    finally:
+        if tqdm.std.tqdm.monitor is not None:
+            tqdm.std.tqdm.monitor.exit()
+            tqdm.std.tqdm.monitor = None
+    lines = [line for line in re.split(r"[\r\n]", stream.getvalue()) if "it/s" in line or "s/it" in line]
+    assert lines
+    for line in lines:
+        n = int(re.search(r"(\d+)/12", line).group(1))
+        minutes, seconds = map(int, re.search(r"\[(\d+):(\d+)", line).groups())
+        if n:
+            assert (minutes * 60 + seconds) / n == pytest.approx(12.0, abs=1.0), line

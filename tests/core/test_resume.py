@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from centerpoint_suite.datasets.synthetic_shapes import generate_shapes
-from tests.core.runs import TINY_TRAIN, env, run, train_cmd, weights
+from tests.core.runs import TINY_TRAIN, env, run, train_cmd
 
 pytestmark = pytest.mark.slow
 
@@ -46,19 +46,28 @@ def _kill_at_checkpoint(cmd: list[str], iteration: int) -> None:
     assert proc.returncode == -signal.SIGKILL, "".join(seen[-20:])
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_killed_run_resumes_bitwise(data, tmp_path, workers):
-    args = [*ARGS, "--set", f"data.workers={workers}"]
+@pytest.mark.parametrize("workers, ema", [(0, 0.0), (2, 0.0), (0, 0.9)], ids=["in-process", "2-workers", "ema"])
+def test_killed_run_resumes_bitwise(data, tmp_path, workers, ema):
+    """With ``train.ema_decay`` the checkpoint's weights are the average and the trained weights
+    travel beside them: both continue bit for bit."""
+    args = [*ARGS, "--set", f"data.workers={workers}", "--set", f"train.ema_decay={ema}"]
     ref, out = tmp_path / "ref", tmp_path / "killed"
     run(train_cmd("--data", data, "--out", ref, *args))
     _kill_at_checkpoint(train_cmd("--data", data, "--out", out, *args), iteration=6)
     state = torch.load(out / "last.pth", weights_only=True)["state"]
     assert state["epoch"] == 1 and 0 < state["step"] < STEPS_PER_EPOCH  # killed in the middle of epoch 2
     run(train_cmd("--resume", out / "last.pth", "--out", out))
-    got, want = weights(out / "last.pth"), weights(ref / "last.pth")
-    assert got.keys() == want.keys()
-    assert all(torch.equal(got[k], want[k]) for k in want), [k for k in want if not torch.equal(got[k], want[k])]
-    final = torch.load(out / "last.pth", weights_only=True)["state"]
+    got, want = torch.load(out / "last.pth", weights_only=True), torch.load(ref / "last.pth", weights_only=True)
+    for entry in ("model", "train_model") if ema else ("model",):
+        assert got[entry].keys() == want[entry].keys()
+        differ = [k for k in want[entry] if not torch.equal(got[entry][k], want[entry][k])]
+        assert not differ, (entry, differ)
+    if ema:  # the average is not the trained weights, and counts every step
+        assert want["ema_updates"] == got["ema_updates"] == 3 * STEPS_PER_EPOCH
+        assert not all(torch.equal(want["model"][k], want["train_model"][k]) for k in want["model"])
+    else:
+        assert "train_model" not in got
+    final = got["state"]
     assert final["iteration"] == 3 * STEPS_PER_EPOCH and final["epoch"] == 3
 
 

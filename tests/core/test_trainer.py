@@ -40,3 +40,30 @@ def test_bad_overrides_name_the_problem(item, words):
         apply_overrides(load_config("boxes2d_synthetic"), [item])
     for w in words:
         assert w in str(e.value)
+
+
+def test_linear_schedule_reaches_zero_at_the_end_of_the_run():
+    from dataclasses import replace
+
+    exp = load_config("boxes2d_synthetic")
+    exp = replace(exp, train=TrainConfig(epochs=10, lr=2.0, lr_schedule="linear", warmup_iters=4))
+    assert lr_at(exp, 0.0, 0) == pytest.approx(0.5)  # warm-up still applies
+    assert lr_at(exp, 0.0, 10) == pytest.approx(2.0)
+    assert lr_at(exp, 0.25, 10) == pytest.approx(1.5)
+    assert lr_at(exp, 0.9, 10) == pytest.approx(0.2)
+    assert lr_at(exp, 1.0, 10) == 0.0 and lr_at(exp, 1.2, 10) == 0.0
+
+
+@pytest.mark.parametrize(
+    "item, words",
+    [
+        ("train.lr_schedule=cosine", "train.lr_schedule='cosine': unknown; use 'step' or 'linear'"),
+        ("train.ema_decay=1.0", "train.ema_decay=1.0: must be in [0, 1)"),
+        ("train.ema_decay=-0.5", "train.ema_decay=-0.5: must be in [0, 1)"),
+        ("data.cache_gb=-1", "data.cache_gb=-1.0: must be >= 0"),
+    ],
+)
+def test_bad_training_settings_are_named(item, words):
+    with pytest.raises(UserError) as e:
+        apply_overrides(load_config("boxes2d_synthetic"), [item])
+    assert words in str(e.value)
