@@ -59,7 +59,7 @@ def test_average_lags_the_weights_and_keeps_no_gradients():
     average = WeightAverage(net, 0.99)
     _train_like(net, 50, average)
     assert all(not p.requires_grad for p in average.net.parameters())
-    moved = [float((a - w).norm()) for a, w in zip(average.net.parameters(), net.parameters())]
+    moved = [float((a - w.detach()).norm()) for a, w in zip(average.net.parameters(), net.parameters())]
     assert min(moved) > 0  # the average is not the last weights
 
 
