@@ -45,6 +45,7 @@ from .kitti_labels import (
     format_label_lines,
     objects_from_predictions,
     read_label_file,
+    read_text_file,
     write_label_file,
 )
 
@@ -80,10 +81,7 @@ def read_split(root: str | Path, split: str) -> list[str]:
     elif Path(split).is_file():
         split_file = Path(split)
     if split_file is not None:
-        try:
-            text = split_file.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(f"cannot read split file {split_file}: {exc}") from None
+        text = read_text_file(split_file, "split file")
         ids = [line.split()[0] for line in text.splitlines() if line.strip()]
         if not ids:
             raise DataError(f"split file {split_file} lists no frame ids")

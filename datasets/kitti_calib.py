@@ -9,6 +9,8 @@ import numpy as np
 
 from centerpoint_suite.errors import DataError
 
+from .kitti_labels import read_text_file
+
 
 def read_calib_file(path: str | Path) -> dict[str, np.ndarray]:
     """Read a KITTI object calibration file ``KEY: v1 v2 ...`` into float64 arrays.
@@ -18,12 +20,7 @@ def read_calib_file(path: str | Path) -> dict[str, np.ndarray]:
     non-numeric value raises ``DataError`` naming file and line.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise DataError(f"calibration file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read calibration file {path}: {exc}") from None
+    text = read_text_file(path, "calibration file")
     calib: dict[str, np.ndarray] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

@@ -20,6 +20,16 @@ from centerpoint_suite.errors import DataError
 from centerpoint_suite.types import Predictions
 
 
+def read_text_file(path: Path, kind: str) -> str:
+    """The text of one KITTI text file (label, calibration, split), or a DataError naming it as ``kind``."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise DataError(f"{kind} not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {kind} {path}: {exc}") from None
+
+
 @dataclass
 class KittiObjects:
     """The objects of one KITTI label (or result) file, one row per line.
@@ -101,12 +111,7 @@ def read_label_file(path: str | Path) -> KittiObjects:
     naming the file and line.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise DataError(f"label file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read label file {path}: {exc}") from None
+    text = read_text_file(path, "label file")
     names: list[str] = []
     rows: list[list[float]] = []
     n_fields = 0
