@@ -202,6 +202,9 @@ def network_rows(
     Returns (stage name, ours ms, baseline ms) per row; echoes the matrix-product rate and each
     network's GFLOP/s. The training row is measured when ``res18`` is among ``archs``.
     """
+    from .loading import keep_freed_memory
+
+    keep_freed_memory()  # as our prediction and training processes do (process-wide: the baseline gets it too)
     mm = matmul_gflops(max(3, repeat))
     echo(f"matrix product 2048x2048 float32: {mm:.0f} GFLOP/s ({torch.get_num_threads()} threads)")
     rows = []

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 from .config import Experiment, TestConfig
 from .data import Batch, EvalDataset, Item, collate
 from .errors import UserError
+from .loading import keep_freed_memory
 from .models import build_network
 from .models.optimize import prepare_for_inference
 from .multiscale import (
@@ -79,6 +80,10 @@ class Predictor:
     ) -> None:
         check_scales(scales)
         check_task_scales(task, scales)
+        # a prediction process allocates the same large maps for every image: keep freed memory for
+        # reuse instead of faulting it in again (res18 at 512: its 80-channel 1x1 heatmap conv took
+        # 18 ms on fresh pages, 1.7 ms on reused ones); process-wide, as the trainer already does
+        keep_freed_memory()
         self.channels_last = channels_last and device.type == "cpu"
         self.model = prepare_for_inference(model.to(device), self.channels_last)  # a folded, fused copy
         self.task, self.norm, self.device, self.k, self.flip_test = task, norm, device, k, flip_test

@@ -1,0 +1,66 @@
+"""Winograd F(4x4, 3x3) against oneDNN's direct 3x3 convolution, layer by layer.
+
+    python benchmarks/bench_winograd.py [--repeat 9]
+
+For each (channels, map side): the fused oneDNN convolution + bias + ReLU with weights
+pre-packed for that input shape (``FusedConv``'s direct path) against
+``winograd.conv3x3``; interleaved medians, batch 1, channels_last, the threads torch uses.
+Prints the ratio (direct / Winograd, > 1: Winograd faster) and each one's error against
+a float64 convolution, relative to the output's largest value. The shape rule in
+``centerpoint_suite/models/winograd.py`` (``MIN_CHANNELS``, ``MIN_SIDE``) comes from this table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from centerpoint_suite.models import winograd
+from centerpoint_suite.models.optimize import FusedConv
+
+
+def _median_pair(a, b, repeat: int) -> tuple[float, float]:
+    a(), b()
+    ta, tb = [], []
+    for _ in range(repeat):
+        for f, ts in ((a, ta), (b, tb)):
+            t = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t)
+    return sorted(ta)[repeat // 2] * 1e3, sorted(tb)[repeat // 2] * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=9)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print("cin  cout  side | direct ms  winograd ms  ratio | err direct  err winograd")
+    shapes = [(c, c, s) for c in (64, 128, 256, 384, 512) for s in (8, 16, 32, 64, 128) if c * s <= 256 * 128]
+    shapes.append((256, 64, 128))
+    for cin, cout, side in shapes:
+        conv = torch.nn.Conv2d(cin, cout, 3, padding=1)
+        with torch.no_grad():
+            conv.weight.normal_(0, 1 / math.sqrt(cin * 9))
+        fused = FusedConv(conv, None, True, winograd_ok=False)
+        x = torch.randn(1, cin, side, side).contiguous(memory_format=torch.channels_last)
+        u = winograd.transform_weight(conv.weight)
+        with torch.inference_mode():
+            ref = F.relu(F.conv2d(x.double(), conv.weight.double(), conv.bias.double(), padding=1))
+            scale = ref.abs().max().item()
+            direct = functools.partial(fused, x)
+            wino = functools.partial(winograd.conv3x3, x, u, conv.bias, True)
+            e_d = (direct().double() - ref).abs().max().item() / scale
+            e_w = (wino().double() - ref).abs().max().item() / scale
+            td, tw = _median_pair(direct, wino, args.repeat)
+        print(f"{cin:4d} {cout:5d} {side:5d} | {td:9.2f} {tw:12.2f} {td / tw:6.2f}x | {e_d:10.1e} {e_w:12.1e}")
+
+
+if __name__ == "__main__":
+    main()

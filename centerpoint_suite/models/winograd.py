@@ -1,0 +1,123 @@
+"""3x3 stride-1 convolutions for prediction as Winograd F(4x4, 3x3) in plain torch.
+
+Each 4x4 block of outputs is computed from a 6x6 input tile as ``A^T [(G w G^T) * (B^T d B)] A``
+(Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016, interpolation
+points 0, +-1, +-2, infinity): 36 products per tile and channel pair instead of 144, so the
+channel mixing is 36 matrix products with a quarter of the direct convolution's multiplications.
+The tile transforms are numba kernels (``winograd_kernels.py``), the channel mixing ``torch.bmm``.
+
+Where it pays (measured on this project's 2-core CPU against oneDNN's direct convolution with
+pre-packed weights, ``benchmarks/bench_winograd.py``): 128 or more input and output channels and
+maps of 16x16 or more; below that the transforms and the 2.25x larger transformed weights cost more
+than they save. Error: about 1e-5 of the output's largest value per layer in float32 (the direct
+convolution's is about 2e-6), checked by ``tests/models/test_winograd.py``.
+
+Only for inference: no autograd, CPU float32, channels_last in and out.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import winograd_kernels as kernels
+
+_BT = [
+    [4, 0, -5, 0, 1, 0],
+    [0, -4, -4, 1, 1, 0],
+    [0, 4, -4, -1, 1, 0],
+    [0, -2, -1, 2, 1, 0],
+    [0, 2, -1, -2, 1, 0],
+    [0, 4, 0, -5, 0, 1],
+]
+_G = [
+    [1 / 4, 0, 0],
+    [-1 / 6, -1 / 6, -1 / 6],
+    [-1 / 6, 1 / 6, -1 / 6],
+    [1 / 24, 1 / 12, 1 / 6],
+    [1 / 24, -1 / 12, 1 / 6],
+    [0, 0, 1],
+]
+_AT = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+M_OUT, TILE = 4, 6  # outputs per tile side, input tile side (M_OUT + 3 - 1)
+#: tiles transformed and multiplied at once: keeps a block's transformed input (tiles x Cin x 36
+#: floats, 4.7 MB at 256 channels) near the cache instead of streaming whole maps through memory
+BLOCK_TILES = 128
+#: the smallest convolution the Winograd path takes (measured break-even, see the module docstring)
+MIN_CHANNELS = 64
+MIN_SIDE = 16
+
+
+def transform_weight(weight: Tensor) -> Tensor:
+    """(Cout, Cin, 3, 3) -> (36, Cin, Cout): ``G w G^T`` per channel pair, computed in float64."""
+    if weight.shape[-2:] != (3, 3):
+        raise ValueError(f"Winograd F(4x4, 3x3) needs a 3x3 kernel, got {tuple(weight.shape[-2:])}")
+    g = torch.tensor(_G, dtype=torch.float64)
+    u = torch.einsum("pu,ocuv,qv->pqco", g, weight.detach().double().cpu(), g)
+    return u.reshape(TILE * TILE, weight.shape[1], weight.shape[0]).to(weight.dtype).contiguous()
+
+
+def eligible(weight: Tensor, stride, padding, dilation, groups: int, x: Tensor) -> bool:
+    """Whether ``conv2d(x, weight, ...)`` takes the Winograd path (shape rules measured to pay)."""
+    cout, cin, kh, kw = weight.shape
+    return (
+        (kh, kw) == (3, 3)
+        and tuple(stride) == (1, 1)
+        and tuple(padding) == (1, 1)
+        and tuple(dilation) == (1, 1)
+        and groups == 1
+        and cin >= MIN_CHANNELS
+        and cout >= MIN_CHANNELS
+        and min(x.shape[-2:]) >= MIN_SIDE
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+    )
+
+
+def conv3x3(x: Tensor, u: Tensor, bias: Tensor | None, relu: bool, other: Tensor | None = None) -> Tensor:
+    """``act(conv2d(x, w, bias, padding=1) + other)`` with ``u = transform_weight(w)``.
+
+    x: (N, Cin, H, W), any memory format (read through its channels_last copy); returns a
+    channels_last (N, Cout, H, W) tensor. Tiles are transformed by the numba kernels of
+    ``winograd_kernels`` in blocks of about ``BLOCK_TILES``, multiplied by one ``torch.bmm`` each.
+    """
+    n, c, h, w = x.shape
+    cout = u.shape[-1]
+    th, tw = math.ceil(h / M_OUT), math.ceil(w / M_OUT)
+    rows = max(1, BLOCK_TILES // tw)
+    xs = x.permute(0, 2, 3, 1).contiguous().numpy()  # (N, H, W, C): a view for channels_last input
+    out = torch.empty(n, h, w, cout, dtype=x.dtype)
+    outs = out.numpy()
+    res = _EMPTY3 if other is None else other.permute(0, 2, 3, 1).contiguous().numpy()
+    b = _EMPTY1 if bias is None else bias.detach().contiguous().numpy()
+    v = torch.empty(TILE * TILE, rows * tw, c, dtype=x.dtype)
+    m = torch.empty(TILE * TILE, rows * tw, cout, dtype=x.dtype)
+    vs, ms = v.numpy(), m.numpy()
+    _use_torch_threads()
+    for i in range(n):
+        for r0 in range(0, th, rows):
+            r1 = min(th, r0 + rows)
+            t = (r1 - r0) * tw
+            kernels.input_tiles(xs[i], r0, r1, tw, vs[:, :t])
+            if t == rows * tw:
+                torch.bmm(v, u, out=m)
+                mt = ms
+            else:  # the last, shorter block
+                mt = torch.bmm(v[:, :t], u).numpy()
+            kernels.output_tiles(mt, r0, tw, b, res[i] if res.shape[0] else res, relu, outs[i])
+    return out.permute(0, 3, 1, 2)
+
+
+_EMPTY1 = np.zeros(0, np.float32)
+_EMPTY3 = np.zeros((0, 0, 0), np.float32)
+
+
+def _use_torch_threads() -> None:
+    """numba's parallel kernels on as many threads as torch's (the trainer's thread plan)."""
+    want = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() != want:
+        numba.set_num_threads(want)

@@ -1,0 +1,181 @@
+"""Winograd F(4x4, 3x3): the numba tile kernels against plain-numpy twins (Kronecker
+products of the transform matrices), and the whole convolution against float64 conv2d."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from centerpoint_suite.models import winograd
+from centerpoint_suite.models import winograd_kernels as kernels
+from centerpoint_suite.models.optimize import FusedConv, FusedConvTranspose
+
+BT = np.array(winograd._BT, np.float64)
+AT = np.array(winograd._AT, np.float64)
+
+
+def input_tiles_twin(x: np.ndarray, r0: int, r1: int, tw: int) -> np.ndarray:
+    """(H, W, C) -> (36, T, C): zero-padded 6x6 tiles at stride 4 from (-1, -1), B^T d B each."""
+    h, w, c = x.shape
+    padded = np.zeros((4 * r1 + 2, 4 * tw + 2, c))
+    rows = min(h, 4 * r1 + 1)
+    padded[1 : 1 + rows, 1 : 1 + w] = x[:rows]
+    tiles = [
+        padded[4 * ty : 4 * ty + 6, 4 * tx : 4 * tx + 6].reshape(36, c) for ty in range(r0, r1) for tx in range(tw)
+    ]
+    return np.einsum("pq,tqc->ptc", np.kron(BT, BT), np.stack(tiles))
+
+
+def output_tiles_twin(m, r0, tw, bias, residual, relu, h, w):
+    """(36, T, C) -> the 4x4 blocks A^T m A placed at tile rows r0.. of an (h, w, C) image (NaN elsewhere)."""
+    c = m.shape[-1]
+    blocks = np.einsum("pq,qtc->tpc", np.kron(AT, AT), m.astype(np.float64)).reshape(-1, 4, 4, c)
+    out = np.full((h, w, c), np.nan)
+    for t, block in enumerate(blocks):
+        y0, x0 = 4 * (r0 + t // tw), 4 * (t % tw)
+        part = block[: h - y0, : w - x0]
+        out[y0 : y0 + part.shape[0], x0 : x0 + part.shape[1]] = part
+    if bias is not None:
+        out += bias
+    if residual is not None:
+        out += residual
+    return np.maximum(out, 0) if relu else out
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    h=st.integers(1, 19), w=st.integers(1, 19), c=st.integers(1, 9), block=st.integers(1, 3), seed=st.integers(0, 999)
+)
+def test_input_tiles_match_twin(h, w, c, block, seed):
+    x = np.random.default_rng(seed).normal(size=(h, w, c)).astype(np.float32)
+    th, tw = math.ceil(h / 4), math.ceil(w / 4)
+    for r0 in range(0, th, block):
+        r1 = min(th, r0 + block)
+        v = np.full((36, (r1 - r0) * tw, c), np.nan, np.float32)
+        kernels.input_tiles(x, r0, r1, tw, v)
+        np.testing.assert_allclose(v, input_tiles_twin(x, r0, r1, tw), rtol=1e-5, atol=1e-4)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    h=st.integers(1, 19),
+    w=st.integers(1, 19),
+    c=st.integers(1, 9),
+    with_bias=st.booleans(),
+    with_residual=st.booleans(),
+    relu=st.booleans(),
+    seed=st.integers(0, 999),
+)
+def test_output_tiles_match_twin(h, w, c, with_bias, with_residual, relu, seed):
+    rng = np.random.default_rng(seed)
+    th, tw = math.ceil(h / 4), math.ceil(w / 4)
+    m = rng.normal(size=(36, th * tw, c)).astype(np.float32)
+    bias = rng.normal(size=c).astype(np.float32) if with_bias else None
+    residual = rng.normal(size=(h, w, c)).astype(np.float32) if with_residual else None
+    out = np.full((h, w, c), np.nan, np.float32)
+    r1 = max(1, th // 2)  # two calls, as the convolution's blocks do
+    for r0, r1_ in ((0, r1), (r1, th)):
+        if r0 < r1_:
+            kernels.output_tiles(
+                m[:, r0 * tw : r1_ * tw],
+                r0,
+                tw,
+                np.zeros(0, np.float32) if bias is None else bias,
+                np.zeros((0, 0, 0), np.float32) if residual is None else residual,
+                relu,
+                out,
+            )
+    want = output_tiles_twin(m, 0, tw, bias, residual, relu, h, w)
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 2),
+    c=st.integers(1, 12),
+    cout=st.integers(1, 12),
+    h=st.integers(1, 23),
+    w=st.integers(1, 23),
+    relu=st.booleans(),
+    with_bias=st.booleans(),
+    with_other=st.booleans(),
+    channels_last=st.booleans(),
+    seed=st.integers(0, 999),
+)
+def test_conv3x3_matches_float64_conv(n, c, cout, h, w, relu, with_bias, with_other, channels_last, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, h, w, generator=g)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(cout, c, 3, 3, generator=g) / math.sqrt(9 * c)
+    bias = torch.randn(cout, generator=g) if with_bias else None
+    other = torch.randn(n, cout, h, w, generator=g) if with_other else None
+    with torch.inference_mode():
+        got = winograd.conv3x3(x, winograd.transform_weight(weight), bias, relu, other)
+        ref = F.conv2d(x.double(), weight.double(), None if bias is None else bias.double(), padding=1)
+        if other is not None:
+            ref = ref + other.double()
+        if relu:
+            ref = ref.relu()
+    assert got.shape == ref.shape and got.is_contiguous(memory_format=torch.channels_last)
+    scale = float(ref.abs().max().clamp_min(1e-6))
+    assert float((got.double() - ref).abs().max()) <= 5e-5 * scale  # F(4x4, 3x3) float32: ~1e-5 measured
+
+
+def test_eligibility_rules():
+    w = torch.zeros(64, 64, 3, 3)
+    x = torch.zeros(1, 64, 16, 16)
+    assert winograd.eligible(w, (1, 1), (1, 1), (1, 1), 1, x)
+    assert not winograd.eligible(w, (2, 2), (1, 1), (1, 1), 1, x)  # stride 2
+    assert not winograd.eligible(w, (1, 1), (2, 2), (2, 2), 1, x)  # dilated
+    assert not winograd.eligible(torch.zeros(32, 64, 3, 3), (1, 1), (1, 1), (1, 1), 1, x)  # narrow
+    assert not winograd.eligible(w, (1, 1), (1, 1), (1, 1), 1, torch.zeros(1, 64, 8, 16))  # small map
+    assert not winograd.eligible(w, (1, 1), (1, 1), (1, 1), 1, x.double())
+    with pytest.raises(ValueError, match="3x3"):
+        winograd.transform_weight(torch.zeros(4, 4, 5, 5))
+
+
+def test_fused_conv_winograd_and_direct_paths_agree_and_copy():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(64, 64, 3, padding=1)
+    bn = nn.BatchNorm2d(64).eval()
+    bn.running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 64, 20, 18).contiguous(memory_format=torch.channels_last)
+    other = torch.randn(2, 64, 20, 18).contiguous(memory_format=torch.channels_last)
+    fast, direct = FusedConv(conv, bn, True), FusedConv(conv, bn, True, winograd_ok=False)
+    with torch.inference_mode():
+        a, b = fast(x, other), direct(x, other)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+        twin = copy.deepcopy(direct)  # packed oneDNN weights are not copied: the twin packs its own
+        torch.testing.assert_close(twin(x, other), b)
+        for size in range(5, 12):  # one packed copy per input shape, the newest ones kept
+            direct(torch.randn(1, 64, size, size))
+        assert len(direct._packed.cache) == direct._packed.SHAPES
+    ref = F.relu(bn(conv(x)) + other)
+    torch.testing.assert_close(b, ref.detach(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_fused_transposed_conv_matches_torch(relu):
+    torch.manual_seed(0)
+    deconv = nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1, output_padding=0)
+    bn = nn.BatchNorm2d(8).eval()
+    bn.running_mean.uniform_(-1, 1)
+    fused = FusedConvTranspose(deconv, bn, relu)
+    x = torch.randn(2, 16, 7, 9).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        ref = bn(deconv(x))
+        ref = F.relu(ref) if relu else ref
+    with torch.inference_mode():
+        got = fused(x)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+    xg = x.clone().requires_grad_()  # with autograd: torch's call
+    torch.testing.assert_close(fused(xg).detach(), ref, rtol=1e-5, atol=1e-5)
