@@ -51,10 +51,8 @@ def bench(arch: str, size: int, repeats: int, folder: Path) -> None:
     model = build_model(exp).eval()
     impls = ["torchvision", "grid_sample"] if any(isinstance(m, ModulatedDeformConv) for m in model.modules()) else [""]
     images = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
-    torch_pred = Predictor(
-        build_model(exp).eval(), task, get_normalization(exp.data.normalization), torch.device("cpu")
-    )
-    torch_pred.model.load_state_dict(model.state_dict())
+    # the Predictor prepares its own copy (folded, fused): the same weights as the exported model
+    torch_pred = Predictor(model, task, get_normalization(exp.data.normalization), torch.device("cpu"))
     for impl in impls:
         path = folder / f"{arch}_{impl or 'plain'}.onnx"
         t = time.perf_counter()
