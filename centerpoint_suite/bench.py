@@ -29,6 +29,7 @@ import torch
 from . import bench_baselines as orig
 from .geometry import center_scale_affine
 from .heatmap import integer_radius, splat_gaussians
+from .loading import keep_freed_memory
 from .transforms import EvalResize, eval_affine, get_normalization, normalize_batch, output_inverse, warp_image
 from .types import BatchMeta, OutputGeometry, Sample
 
@@ -378,6 +379,9 @@ def run_bench(
     ``arch``). ``task`` is kept for the CLI's compatibility (the data stages cover boxes2d and pose2d)."""
     if stages not in STAGE_CHOICES:
         raise ValueError(f"unknown bench stages {stages!r}; use one of {', '.join(STAGE_CHOICES)}")
+    # our training and prediction processes keep freed memory for reuse (``loading.keep_freed_memory``):
+    # so does the bench, from its start; the setting is process-wide, so the baselines get it too
+    keep_freed_memory()
     echo(machine_line(repeat))
     echo(f"inputs: {data if data is not None else 'synthetic images (pass --data DIR for real COCO images)'}")
     echo(header())

@@ -155,9 +155,11 @@ class FusedConv(nn.Module):
 
 
 class FusedConvTranspose(nn.Module):
-    """ConvTranspose2d (groups 1, BN folded) [-> ReLU] as one oneDNN call with weights packed
-    once per input shape (measured: 256 -> 256 channels, 64x64 -> 128x128, 55 ms against 65 ms
-    for torch's call plus the ReLU); torch's call off the CPU, with autograd or without oneDNN."""
+    """ConvTranspose2d (groups 1, BN folded) [-> ReLU] for prediction: the 4x4 stride-2 ones with
+    64+ channels on maps of 16x16+ as Winograd F(4x4, 2x2) per output phase
+    (``winograd.conv_transpose4x4s2``), the others as one oneDNN call with weights packed once per
+    input shape (measured: 256 -> 256 channels, 64x64 -> 128x128, 55 ms against 65 ms for torch's
+    call plus the ReLU); torch's call off the CPU, with autograd or without oneDNN."""
 
     def __init__(self, conv: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None, relu: bool) -> None:
         super().__init__()
@@ -171,9 +173,21 @@ class FusedConvTranspose(nn.Module):
         self.stride, self.padding = list(conv.stride), list(conv.padding)
         self.output_padding, self.dilation, self.relu = list(conv.output_padding), list(conv.dilation), relu
         self._packed = PackedWeights()
+        self._winograd: Tensor | None = None  # transformed weights of the Winograd path, made at first use
 
     def forward(self, x: Tensor) -> Tensor:
         grads = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+        if (
+            not grads
+            and x.device.type == "cpu"
+            and x.dtype == torch.float32
+            and winograd.transposed_eligible(
+                self.weight, self.stride, self.padding, self.output_padding, self.dilation, 1, x
+            )
+        ):
+            if self._winograd is None:
+                self._winograd = winograd.transform_transposed_weight(self.weight)
+            return winograd.conv_transpose4x4s2(x, self._winograd, self.bias, self.relu)
         if not grads and x.device.type == "cpu" and x.dtype == torch.float32 and _TRANSPOSED is not None:
             geometry = (self.padding, self.output_padding, self.stride, self.dilation, 1)
             w = self._packed.get(tuple(x.shape), lambda: _REORDER_T(self.weight, *geometry, list(x.shape)))

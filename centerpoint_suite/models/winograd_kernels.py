@@ -113,3 +113,99 @@ def output_tiles(m, r0, tw, bias, residual, relu, out):  # pragma: no cover - co
                     if has_res:
                         val += residual[yy, xx, k]
                     out[yy, xx, k] = max(val, np.float32(0.0)) if relu else val
+
+
+@numba.njit(inline="always")
+def _bt2(d0, d1, d2, d3, d4):  # pragma: no cover - compiled
+    """B^T of F(4x4, 2x2) (rows scaled to integers, ``winograd._BT2``) applied to 5 values."""
+    return 2 * d0 - d1 - 2 * d2 + d3, 2 * d1 + d2 - d3, -2 * d1 + 3 * d2 - d3, d3 - d1, 2 * d1 - d2 - 2 * d3 + d4
+
+
+@numba.njit(inline="always")
+def _at2(m0, m1, m2, m3, m4):  # pragma: no cover - compiled
+    """A^T of F(4x4, 2x2) applied to 5 values."""
+    return m0 + m1 + m2 + m3, m1 - m2 + 2 * m3, m1 + m2 + 4 * m3, m1 - m2 + 8 * m3 + m4
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def phase_input_tiles(x, r0, r1, tw, v):  # pragma: no cover - compiled
+    """The four phases' 5x5 tiles of a transposed 4x4 stride-2 convolution, from one 6x6 window at
+    (4 ty - 1, 4 tx - 1) of ``x`` (H, W, C) (zeros outside): phase (py, px) takes the 5x5 part
+    starting at (py, px), as ``B^T d B`` into ``v[25 (2 py + px) + 5 p + q]`` (100, T, C)."""
+    h, w, c = x.shape
+    for t in numba.prange((r1 - r0) * tw):
+        y0 = (r0 + t // tw) * 4 - 1
+        x0 = (t % tw) * 4 - 1
+        if y0 >= 0 and x0 >= 0 and y0 + 6 <= h and x0 + 6 <= w:
+            src = x[y0 : y0 + 6, x0 : x0 + 6]
+        else:
+            src = np.zeros((6, 6, c), np.float32)
+            ya, yb, xa, xb = max(0, y0), min(h, y0 + 6), max(0, x0), min(w, x0 + 6)
+            if ya < yb and xa < xb:
+                src[ya - y0 : yb - y0, xa - x0 : xb - x0] = x[ya:yb, xa:xb]
+        tmp = np.empty((6, 2, 5, c), np.float32)  # (window row, column start, B^T output, channel)
+        for i in range(6):
+            for sx in range(2):
+                for k in range(c):
+                    a = _bt2(src[i, sx, k], src[i, sx + 1, k], src[i, sx + 2, k], src[i, sx + 3, k], src[i, sx + 4, k])
+                    tmp[i, sx, 0, k] = a[0]
+                    tmp[i, sx, 1, k] = a[1]
+                    tmp[i, sx, 2, k] = a[2]
+                    tmp[i, sx, 3, k] = a[3]
+                    tmp[i, sx, 4, k] = a[4]
+        for sy in range(2):
+            for sx in range(2):
+                base = 25 * (2 * sy + sx)
+                for q in range(5):
+                    for k in range(c):
+                        b = _bt2(tmp[sy, sx, q, k], tmp[sy + 1, sx, q, k], tmp[sy + 2, sx, q, k],
+                                 tmp[sy + 3, sx, q, k], tmp[sy + 4, sx, q, k])  # fmt: skip
+                        v[base + q, t, k] = b[0]
+                        v[base + 5 + q, t, k] = b[1]
+                        v[base + 10 + q, t, k] = b[2]
+                        v[base + 15 + q, t, k] = b[3]
+                        v[base + 20 + q, t, k] = b[4]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def phase_output_tiles(m, r0, tw, bias, relu, out):  # pragma: no cover - compiled
+    """The products ``m`` (100, T, Cout) of ``phase_input_tiles``' layout as ``A^T m A`` 4x4 blocks
+    of each phase, plus bias, optional ReLU, written to ``out[2 gy + py, 2 gx + px]`` of the
+    (2H, 2W, Cout) image (grid positions beyond (H, W) dropped)."""
+    c = out.shape[2]
+    gh, gw = out.shape[0] // 2, out.shape[1] // 2
+    has_bias = bias.shape[0] > 0
+    for t in numba.prange(m.shape[1]):
+        gy0 = (r0 + t // tw) * 4
+        gx0 = (t % tw) * 4
+        tmp = np.empty((5, 4, c), np.float32)
+        for ph in range(4):
+            py, px = ph // 2, ph % 2
+            base = 25 * ph
+            for i in range(5):
+                for k in range(c):
+                    a = _at2(m[base + 5 * i, t, k], m[base + 5 * i + 1, t, k], m[base + 5 * i + 2, t, k],
+                             m[base + 5 * i + 3, t, k], m[base + 5 * i + 4, t, k])  # fmt: skip
+                    tmp[i, 0, k] = a[0]
+                    tmp[i, 1, k] = a[1]
+                    tmp[i, 2, k] = a[2]
+                    tmp[i, 3, k] = a[3]
+            for q in range(4):
+                gx = gx0 + q
+                if gx >= gw:
+                    break
+                col = np.empty((4, c), np.float32)
+                for k in range(c):
+                    a = _at2(tmp[0, q, k], tmp[1, q, k], tmp[2, q, k], tmp[3, q, k], tmp[4, q, k])
+                    col[0, k] = a[0]
+                    col[1, k] = a[1]
+                    col[2, k] = a[2]
+                    col[3, k] = a[3]
+                for p in range(4):
+                    gy = gy0 + p
+                    if gy >= gh:
+                        break
+                    dst = out[2 * gy + py, 2 * gx + px]
+                    for k in range(c):
+                        val = col[p, k] + bias[k] if has_bias else col[p, k]
+                        dst[k] = max(val, np.float32(0.0)) if relu else val

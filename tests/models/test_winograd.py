@@ -179,3 +179,103 @@ def test_fused_transposed_conv_matches_torch(relu):
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
     xg = x.clone().requires_grad_()  # with autograd: torch's call
     torch.testing.assert_close(fused(xg).detach(), ref, rtol=1e-5, atol=1e-5)
+
+
+# ---- transposed 4x4 stride-2 convolutions: four phases of F(4x4, 2x2) -------------------------
+BT2 = winograd._BT2.astype(np.float64)
+AT2 = winograd._AT2.astype(np.float64)
+
+
+def phase_input_twin(x: np.ndarray, r0: int, r1: int, tw: int) -> np.ndarray:
+    """(H, W, C) -> (100, T, C): per phase (py, px), the 5x5 tile at (4 ty - 1 + py, 4 tx - 1 + px), B^T d B."""
+    h, w, c = x.shape
+    padded = np.zeros((4 * r1 + 2, 4 * tw + 2, c))
+    rows = min(h, 4 * r1 + 1)
+    padded[1 : 1 + rows, 1 : 1 + w] = x[:rows]
+    out = []
+    for py, px in winograd.PHASES:
+        tiles = [
+            padded[4 * ty + py : 4 * ty + py + 5, 4 * tx + px : 4 * tx + px + 5].reshape(25, c)
+            for ty in range(r0, r1)
+            for tx in range(tw)
+        ]
+        out.append(np.einsum("pq,tqc->ptc", np.kron(BT2, BT2), np.stack(tiles)))
+    return np.concatenate(out)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    h=st.integers(1, 13), w=st.integers(1, 13), c=st.integers(1, 7), block=st.integers(1, 3), seed=st.integers(0, 999)
+)
+def test_phase_input_tiles_match_twin(h, w, c, block, seed):
+    x = np.random.default_rng(seed).normal(size=(h, w, c)).astype(np.float32)
+    th, tw = math.ceil(h / 4), math.ceil(w / 4)
+    for r0 in range(0, th, block):
+        r1 = min(th, r0 + block)
+        v = np.full((100, (r1 - r0) * tw, c), np.nan, np.float32)
+        kernels.phase_input_tiles(x, r0, r1, tw, v)
+        np.testing.assert_allclose(v, phase_input_twin(x, r0, r1, tw), rtol=1e-5, atol=1e-4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(h=st.integers(1, 13), w=st.integers(1, 13), c=st.integers(1, 7), relu=st.booleans(), seed=st.integers(0, 999))
+def test_phase_output_tiles_match_twin(h, w, c, relu, seed):
+    rng = np.random.default_rng(seed)
+    th, tw = math.ceil(h / 4), math.ceil(w / 4)
+    m = rng.normal(size=(100, th * tw, c)).astype(np.float32)
+    bias = rng.normal(size=c).astype(np.float32)
+    out = np.full((2 * h, 2 * w, c), np.nan, np.float32)
+    kernels.phase_output_tiles(m, 0, tw, bias, relu, out)
+    want = np.full((2 * h, 2 * w, c), np.nan)
+    blocks = np.einsum("pq,fqtc->ftpc", np.kron(AT2, AT2), m.reshape(4, 25, -1, c).astype(np.float64))
+    for f, (py, px) in enumerate(winograd.PHASES):
+        for t in range(th * tw):
+            block = blocks[f, t].reshape(4, 4, c)
+            for p in range(4):
+                for q in range(4):
+                    gy, gx = 4 * (t // tw) + p, 4 * (t % tw) + q
+                    if gy < h and gx < w:
+                        want[2 * gy + py, 2 * gx + px] = block[p, q] + bias
+    want = np.maximum(want, 0) if relu else want
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-4)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    n=st.integers(1, 2),
+    c=st.integers(1, 9),
+    cout=st.integers(1, 9),
+    h=st.integers(1, 14),
+    w=st.integers(1, 14),
+    relu=st.booleans(),
+    with_bias=st.booleans(),
+    seed=st.integers(0, 999),
+)
+def test_conv_transpose4x4s2_matches_float64(n, c, cout, h, w, relu, with_bias, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, h, w, generator=g).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(c, cout, 4, 4, generator=g) / math.sqrt(4 * c)
+    bias = torch.randn(cout, generator=g) if with_bias else None
+    with torch.inference_mode():
+        got = winograd.conv_transpose4x4s2(x, winograd.transform_transposed_weight(weight), bias, relu)
+        ref = F.conv_transpose2d(
+            x.double(), weight.double(), None if bias is None else bias.double(), stride=2, padding=1
+        )
+        ref = ref.relu() if relu else ref
+    assert got.shape == ref.shape and got.is_contiguous(memory_format=torch.channels_last)
+    scale = float(ref.abs().max().clamp_min(1e-6))
+    assert float((got.double() - ref).abs().max()) <= 5e-5 * scale
+
+
+def test_fused_transposed_conv_takes_the_winograd_path_on_wide_maps():
+    torch.manual_seed(0)
+    deconv = nn.ConvTranspose2d(64, 64, 4, stride=2, padding=1)
+    fused = FusedConvTranspose(deconv, None, True)
+    x = torch.randn(1, 64, 16, 17).contiguous(memory_format=torch.channels_last)
+    assert winograd.transposed_eligible(fused.weight, fused.stride, fused.padding, [0, 0], [1, 1], 1, x)
+    with torch.inference_mode():
+        got = fused(x)
+    assert fused._winograd is not None  # it did take the Winograd path
+    with torch.no_grad():
+        ref = F.relu(deconv(x))
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
