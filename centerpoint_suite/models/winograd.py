@@ -84,6 +84,8 @@ def conv3x3(x: Tensor, u: Tensor, bias: Tensor | None, relu: bool, other: Tensor
     x: (N, Cin, H, W), any memory format (read through its channels_last copy); returns a
     channels_last (N, Cout, H, W) tensor. Tiles are transformed by the numba kernels of
     ``winograd_kernels`` in blocks of about ``BLOCK_TILES``, multiplied by one ``torch.bmm`` each.
+    The kernels always get C-contiguous float32 arrays, so numba compiles each of them once
+    (about 15 s for each of the two pairs here, on first use after installing; cached on disk after).
     """
     n, c, h, w = x.shape
     cout = u.shape[-1]
@@ -102,7 +104,7 @@ def conv3x3(x: Tensor, u: Tensor, bias: Tensor | None, relu: bool, other: Tensor
         for r0 in range(0, th, rows):
             r1 = min(th, r0 + rows)
             t = (r1 - r0) * tw
-            kernels.input_tiles(xs[i], r0, r1, tw, vs[:, :t])
+            kernels.input_tiles(xs[i], r0, r1, tw, vs)  # fills its first t columns
             if t == rows * tw:
                 torch.bmm(v, u, out=m)
                 mt = ms
@@ -195,7 +197,7 @@ def conv_transpose4x4s2(x: Tensor, u: Tensor, bias: Tensor | None, relu: bool) -
         for r0 in range(0, th, rows):
             r1 = min(th, r0 + rows)
             t = (r1 - r0) * tw
-            kernels.phase_input_tiles(xs[i], r0, r1, tw, vs[:, :t])
+            kernels.phase_input_tiles(xs[i], r0, r1, tw, vs)
             m = torch.bmm(v[:, :t], u).numpy()  # (100, t, Cout)
             kernels.phase_output_tiles(m, r0, tw, b, relu, outs[i])
     return out.permute(0, 3, 1, 2)

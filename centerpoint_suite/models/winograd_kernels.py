@@ -7,7 +7,9 @@ matrices) are in ``tests/models/test_winograd.py``.
 
 - ``input_tiles(x, r0, r1, tw, v)``: the 6x6 input tiles of tile rows r0..r1 of one image
   ``x`` (H, W, C), each read at (4 ty - 1, 4 tx - 1) with zeros outside the image (the
-  convolution's padding), as ``B^T d B`` into ``v`` (36, T, C).
+  convolution's padding), as ``B^T d B`` into the first T = (r1 - r0) tw columns of ``v`` (36, >= T, C).
+- ``phase_input_tiles`` / ``phase_output_tiles``: the same for the four output phases of a 4x4
+  stride-2 transposed convolution, F(4x4, 2x2) (``winograd.conv_transpose4x4s2``).
 - ``output_tiles(m, r0, tw, bias, residual, relu, out)``: the products ``m`` (36, T, Cout)
   as ``A^T m A`` 4x4 output blocks, plus bias and residual, through an optional ReLU, written
   into the image ``out`` (H, W, Cout) (parts of edge blocks outside it dropped).

@@ -85,7 +85,7 @@ def test_output_tiles_match_twin(h, w, c, with_bias, with_residual, relu, seed):
     for r0, r1_ in ((0, r1), (r1, th)):
         if r0 < r1_:
             kernels.output_tiles(
-                m[:, r0 * tw : r1_ * tw],
+                np.ascontiguousarray(m[:, r0 * tw : r1_ * tw]),  # contiguous, as the convolution passes it
                 r0,
                 tw,
                 np.zeros(0, np.float32) if bias is None else bias,
