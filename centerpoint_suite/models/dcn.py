@@ -20,7 +20,8 @@ Three interchangeable kernels compute the convolution itself:
   weights (bilinear weight x mask) by one ``F.embedding_bag`` call into a (N*Ho*Wo, K*C)
   column matrix, finished by one matrix product whose result is already the channels-last
   output (at inference in cache-sized blocks of rows). No NCHW<->NHWC copies around it;
-  equal to the reference within float32 rounding.
+  equal to the reference within float32 rounding. For prediction (CPU float32, no autograd)
+  the column blocks come from one numba pass instead (``deform_conv2d_columns``).
 
 The default (``"auto"``) is ``"gather"`` on CPU and ``"torchvision"`` elsewhere; override
 with ``set_deform_impl(model, name)``.
@@ -194,6 +195,49 @@ def deform_conv2d_gather(
     return out.view(n, ho, wo, cout).permute(0, 3, 1, 2)
 
 
+def deform_conv2d_columns(
+    x: Tensor,
+    offset_mask: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: int = 1,
+    padding: int = 1,
+    dilation: int = 1,
+) -> Tensor:
+    """The ``gather`` path for prediction (CPU float32, no autograd): the column blocks built by
+    one numba pass (``dcn_kernel.deform_columns``) straight from ``offset_mask``, the raw
+    (N, 3K, Ho, Wo) output of ``conv_offset_mask`` (offsets, then mask logits), each block then
+    multiplied out. Returns (N, Cout, Ho, Wo) in channels_last memory."""
+    from .dcn_kernel import deform_columns
+    from .winograd import _use_torch_threads
+
+    n, c, h, w = x.shape
+    cout, cin, kh, kw = weight.shape
+    k = kh * kw
+    ho, wo = offset_mask.shape[-2:]
+    if cin != c or offset_mask.shape[:2] != (n, 3 * k):
+        raise ValueError(
+            f"deform_conv2d: input {tuple(x.shape)}, weight {tuple(weight.shape)} and offsets+mask "
+            f"{tuple(offset_mask.shape)} disagree ({3 * k} offset and mask channels expected)"
+        )
+    xs = x.permute(0, 2, 3, 1).contiguous().numpy()
+    oms = offset_mask.permute(0, 2, 3, 1).contiguous().numpy()
+    pixels = n * ho * wo
+    chunk = min(pixels, max(1, GATHER_CHUNK_FLOATS // (k * c)) if GATHER_CHUNK_FLOATS > 0 else pixels)
+    cols = x.new_empty(chunk, k * c)
+    wmat = weight.permute(0, 2, 3, 1).reshape(cout, k * c).t()  # (K*C, Cout), tap-major as the columns
+    out = x.new_empty(pixels, cout)
+    _use_torch_threads()
+    for a in range(0, pixels, chunk):
+        b = min(pixels, a + chunk)
+        deform_columns(xs, oms, a, b, ho, wo, kh, kw, stride, padding, dilation, cols.numpy())
+        if bias is not None:
+            torch.addmm(bias, cols[: b - a], wmat, out=out[a:b])
+        else:
+            torch.mm(cols[: b - a], wmat, out=out[a:b])
+    return out.view(n, ho, wo, cout).permute(0, 3, 1, 2)
+
+
 class ModulatedDeformConv(nn.Module):
     """DCNv2 layer (state-dict compatible with the original ``DCN``); see module docstring.
 
@@ -234,6 +278,9 @@ class ModulatedDeformConv(nn.Module):
         nn.init.zeros_(self.conv_offset_mask.weight)
         nn.init.zeros_(self.conv_offset_mask.bias)
 
+    def _wants_grad(self, x: Tensor) -> bool:
+        return torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
+
     def offsets_and_mask(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(N, 2K, Ho, Wo) offsets as (dy, dx) per tap and (N, K, Ho, Wo) sigmoid mask."""
         om = self.conv_offset_mask(x)
@@ -241,10 +288,13 @@ class ModulatedDeformConv(nn.Module):
         return om[:, : 2 * k], torch.sigmoid(om[:, 2 * k :])
 
     def forward(self, x: Tensor) -> Tensor:
-        offset, mask = self.offsets_and_mask(x)
         impl = self.impl
         if impl == "auto":
             impl = "gather" if x.device.type == "cpu" else "torchvision"
+        if impl == "gather" and x.device.type == "cpu" and x.dtype == torch.float32 and not self._wants_grad(x):
+            om = self.conv_offset_mask(x)
+            return deform_conv2d_columns(x, om, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        offset, mask = self.offsets_and_mask(x)
         if impl == "gather":
             return deform_conv2d_gather(
                 x, offset, mask, self.weight, self.bias, self.stride, self.padding, self.dilation
