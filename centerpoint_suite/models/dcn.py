@@ -291,7 +291,15 @@ class ModulatedDeformConv(nn.Module):
         impl = self.impl
         if impl == "auto":
             impl = "gather" if x.device.type == "cpu" else "torchvision"
-        if impl == "gather" and x.device.type == "cpu" and x.dtype == torch.float32 and not self._wants_grad(x):
+        if (
+            impl == "gather"
+            and x.device.type == "cpu"
+            and x.dtype == torch.float32
+            and not self._wants_grad(x)
+            and (
+                not torch.jit.is_tracing()  # numba cannot be traced: TorchScript export records the torch path
+            )
+        ):
             om = self.conv_offset_mask(x)
             return deform_conv2d_columns(x, om, self.weight, self.bias, self.stride, self.padding, self.dilation)
         offset, mask = self.offsets_and_mask(x)

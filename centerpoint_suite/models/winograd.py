@@ -64,6 +64,8 @@ def transform_weight(weight: Tensor) -> Tensor:
 def eligible(weight: Tensor, stride, padding, dilation, groups: int, x: Tensor) -> bool:
     """Whether ``conv2d(x, weight, ...)`` takes the Winograd path (shape rules measured to pay)."""
     cout, cin, kh, kw = weight.shape
+    if torch.jit.is_tracing():  # numba kernels cannot be traced (TorchScript export)
+        return False
     return (
         (kh, kw) == (3, 3)
         and tuple(stride) == (1, 1)
@@ -160,6 +162,8 @@ def transform_transposed_weight(weight: Tensor) -> Tensor:
 def transposed_eligible(weight: Tensor, stride, padding, output_padding, dilation, groups: int, x: Tensor) -> bool:
     """Whether ``conv_transpose2d(x, weight, ...)`` takes ``conv_transpose4x4s2`` (rules measured to pay)."""
     cin, cout, kh, kw = weight.shape
+    if torch.jit.is_tracing():  # numba kernels cannot be traced (TorchScript export)
+        return False
     return (
         (kh, kw) == (4, 4)
         and tuple(stride) == (2, 2)

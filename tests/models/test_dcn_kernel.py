@@ -50,3 +50,14 @@ def test_module_takes_the_numba_path_only_without_autograd():
     slow = m(x)  # autograd on: the torch gather path, differentiable
     assert slow.requires_grad and not fast.requires_grad
     torch.testing.assert_close(fast, slow.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_traced_module_records_the_torch_path():
+    # TorchScript tracing must not go through numba (it would freeze the first input's result)
+    torch.manual_seed(0)
+    m = ModulatedDeformConv(8, 4).eval()
+    torch.nn.init.normal_(m.conv_offset_mask.weight, std=0.5)
+    with torch.no_grad():
+        traced = torch.jit.trace(m, torch.randn(1, 8, 12, 10))
+        x = torch.randn(1, 8, 12, 10)
+        torch.testing.assert_close(traced(x), m(x), rtol=1e-5, atol=1e-5)
