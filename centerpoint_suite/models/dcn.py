@@ -31,11 +31,15 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import deform_conv2d
+
+from .dcn_kernel import deform_columns
+from .winograd import numba_path_ok, use_torch_threads
 
 IMPLS = ("auto", "torchvision", "grid_sample", "gather")
 #: inference with the ``gather`` kernel builds its column matrix in blocks of about this many
@@ -177,22 +181,41 @@ def deform_conv2d_gather(
     idx, wgt = idx.reshape(-1, 4), wgt.reshape(-1, 4)
     wmat = weight.permute(0, 2, 3, 1).reshape(cout, k * c).t()  # (K*C, Cout), tap-major as the columns
     pixels = n * ho * wo
-    chunk = max(1, GATHER_CHUNK_FLOATS // (k * c)) if GATHER_CHUNK_FLOATS > 0 else pixels
     grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, offset, mask, weight, bias) if t is not None)
-    if grad or chunk >= pixels:
+    if grad or _chunk_pixels(k * c, pixels) >= pixels:
         # one fused kernel: row gather of the 4 corners and their weighted sum -> (N*Ho*Wo*K, C)
         cols = F.embedding_bag(idx, rows, per_sample_weights=wgt, mode="sum").view(pixels, k * c)
         out = torch.addmm(bias, cols, wmat) if bias is not None else cols @ wmat
     else:  # inference: column blocks small enough to stay in cache between the gather and the GEMM
-        out = x.new_empty(pixels, cout)
-        for a in range(0, pixels, chunk):
-            b = min(pixels, a + chunk)
+
+        def gathered(a: int, b: int) -> Tensor:
             cols = F.embedding_bag(idx[a * k : b * k], rows, per_sample_weights=wgt[a * k : b * k], mode="sum")
-            if bias is not None:
-                torch.addmm(bias, cols.view(b - a, k * c), wmat, out=out[a:b])
-            else:
-                torch.mm(cols.view(b - a, k * c), wmat, out=out[a:b])
+            return cols.view(b - a, k * c)
+
+        out = _blocked_product(gathered, pixels, k * c, wmat, bias, x)
     return out.view(n, ho, wo, cout).permute(0, 3, 1, 2)
+
+
+def _chunk_pixels(columns: int, pixels: int) -> int:
+    """Output pixels per column block at inference (about ``GATHER_CHUNK_FLOATS`` floats)."""
+    return min(pixels, max(1, GATHER_CHUNK_FLOATS // columns)) if GATHER_CHUNK_FLOATS > 0 else pixels
+
+
+def _blocked_product(
+    columns_of: Callable[[int, int], Tensor], pixels: int, columns: int, wmat: Tensor, bias: Tensor | None, x: Tensor
+) -> Tensor:
+    """(pixels, Cout) = columns @ wmat (+ bias), one block of ``_chunk_pixels`` rows at a time:
+    ``columns_of(a, b)`` gives rows a..b of the column matrix, used before the next block is made."""
+    chunk = _chunk_pixels(columns, pixels)
+    out = x.new_empty(pixels, wmat.shape[1])
+    for a in range(0, pixels, chunk):
+        b = min(pixels, a + chunk)
+        cols = columns_of(a, b)
+        if bias is not None:
+            torch.addmm(bias, cols, wmat, out=out[a:b])
+        else:
+            torch.mm(cols, wmat, out=out[a:b])
+    return out
 
 
 def deform_conv2d_columns(
@@ -208,9 +231,6 @@ def deform_conv2d_columns(
     one numba pass (``dcn_kernel.deform_columns``) straight from ``offset_mask``, the raw
     (N, 3K, Ho, Wo) output of ``conv_offset_mask`` (offsets, then mask logits), each block then
     multiplied out. Returns (N, Cout, Ho, Wo) in channels_last memory."""
-    from .dcn_kernel import deform_columns
-    from .winograd import _use_torch_threads
-
     n, c, h, w = x.shape
     cout, cin, kh, kw = weight.shape
     k = kh * kw
@@ -223,18 +243,15 @@ def deform_conv2d_columns(
     xs = x.permute(0, 2, 3, 1).contiguous().numpy()
     oms = offset_mask.permute(0, 2, 3, 1).contiguous().numpy()
     pixels = n * ho * wo
-    chunk = min(pixels, max(1, GATHER_CHUNK_FLOATS // (k * c)) if GATHER_CHUNK_FLOATS > 0 else pixels)
-    cols = x.new_empty(chunk, k * c)
+    cols = x.new_empty(_chunk_pixels(k * c, pixels), k * c)  # one buffer, refilled for every block
     wmat = weight.permute(0, 2, 3, 1).reshape(cout, k * c).t()  # (K*C, Cout), tap-major as the columns
-    out = x.new_empty(pixels, cout)
-    _use_torch_threads()
-    for a in range(0, pixels, chunk):
-        b = min(pixels, a + chunk)
+    use_torch_threads()
+
+    def built(a: int, b: int) -> Tensor:
         deform_columns(xs, oms, a, b, ho, wo, kh, kw, stride, padding, dilation, cols.numpy())
-        if bias is not None:
-            torch.addmm(bias, cols[: b - a], wmat, out=out[a:b])
-        else:
-            torch.mm(cols[: b - a], wmat, out=out[a:b])
+        return cols[: b - a]
+
+    out = _blocked_product(built, pixels, k * c, wmat, bias, x)
     return out.view(n, ho, wo, cout).permute(0, 3, 1, 2)
 
 
@@ -291,15 +308,7 @@ class ModulatedDeformConv(nn.Module):
         impl = self.impl
         if impl == "auto":
             impl = "gather" if x.device.type == "cpu" else "torchvision"
-        if (
-            impl == "gather"
-            and x.device.type == "cpu"
-            and x.dtype == torch.float32
-            and not self._wants_grad(x)
-            and (
-                not torch.jit.is_tracing()  # numba cannot be traced: TorchScript export records the torch path
-            )
-        ):
+        if impl == "gather" and not self._wants_grad(x) and numba_path_ok(x):
             om = self.conv_offset_mask(x)
             return deform_conv2d_columns(x, om, self.weight, self.bias, self.stride, self.padding, self.dilation)
         offset, mask = self.offsets_and_mask(x)

@@ -7,8 +7,10 @@ state_dict keys and its checkpoints are untouched) in which:
   is folded into it: ``w' = w * g / sqrt(var + eps)`` per output channel,
   ``b' = (b - mean) * g / sqrt(var + eps) + beta``;
 - each plain 3x3 / 1x1 convolution with the ReLU (and, in residual blocks, the residual
-  addition) that follows it becomes one oneDNN call (``torch.ops.mkldnn._convolution_pointwise``,
-  plain torch ops where that is unavailable, off the CPU or when gradients are wanted);
+  addition) that follows it becomes one call: Winograd F(4x4, 3x3) for wide 3x3 stride-1 ones
+  (``winograd.py``), else oneDNN (``torch.ops.mkldnn._convolution_pointwise``) with weights packed
+  once per input shape; plain torch ops where that is unavailable, off the CPU or when gradients
+  are wanted; transposed convolutions likewise (``FusedConvTranspose``);
 - the memory format is channels_last on CPU.
 
 Outputs equal the unprepared network's within float32 rounding (tests check 1e-4 relative).
@@ -66,6 +68,12 @@ def fold_bn_into(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
     conv.bias = nn.Parameter(b * scale + shift, requires_grad=False)
 
 
+def _inference_on_cpu(x: Tensor, *tensors: Tensor | None) -> bool:
+    """CPU float32 with no gradient wanted for ``x`` or ``tensors``: the fused / packed / Winograd paths."""
+    wants_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, *tensors))
+    return not wants_grad and x.device.type == "cpu" and x.dtype == torch.float32
+
+
 class PackedWeights:
     """A layer's weights re-laid out for oneDNN, per input shape (the ``SHAPES`` newest kept).
 
@@ -96,7 +104,7 @@ class FusedConv(nn.Module):
     (N, Cin, H, W) -> (N, Cout, Ho, Wo); ``other`` (same shape as the output) is added
     before the ReLU (residual connections). Without autograd on CPU float32:
 
-    - 3x3 stride-1 convolutions with 128+ channels on maps of 16x16+ run as Winograd
+    - 3x3 stride-1 convolutions with 64+ channels on maps of 16x16+ run as Winograd
       F(4x4, 3x3) (``winograd.py``; ``winograd_ok=False`` turns that off);
     - the others run as one oneDNN call (convolution + addition + ReLU) whose weights are
       re-laid out for oneDNN once per input shape and kept (``PackedWeights``):
@@ -128,10 +136,7 @@ class FusedConv(nn.Module):
 
     def forward(self, x: Tensor, other: Tensor | None = None) -> Tensor:
         act = "relu" if self.relu else "none"
-        grads = torch.is_grad_enabled() and (
-            x.requires_grad or self.weight.requires_grad or (other is not None and other.requires_grad)
-        )
-        if not grads and x.device.type == "cpu" and x.dtype == torch.float32:
+        if _inference_on_cpu(x, self.weight, other):
             if self.winograd_ok and winograd.eligible(
                 self.weight, self.stride, self.padding, self.dilation, self.groups, x
             ):
@@ -176,19 +181,14 @@ class FusedConvTranspose(nn.Module):
         self._winograd: Tensor | None = None  # transformed weights of the Winograd path, made at first use
 
     def forward(self, x: Tensor) -> Tensor:
-        grads = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
-        if (
-            not grads
-            and x.device.type == "cpu"
-            and x.dtype == torch.float32
-            and winograd.transposed_eligible(
-                self.weight, self.stride, self.padding, self.output_padding, self.dilation, 1, x
-            )
+        fast = _inference_on_cpu(x, self.weight)
+        if fast and winograd.transposed_eligible(
+            self.weight, self.stride, self.padding, self.output_padding, self.dilation, 1, x
         ):
             if self._winograd is None:
                 self._winograd = winograd.transform_transposed_weight(self.weight)
             return winograd.conv_transpose4x4s2(x, self._winograd, self.bias, self.relu)
-        if not grads and x.device.type == "cpu" and x.dtype == torch.float32 and _TRANSPOSED is not None:
+        if fast and _TRANSPOSED is not None:
             geometry = (self.padding, self.output_padding, self.stride, self.dilation, 1)
             w = self._packed.get(tuple(x.shape), lambda: _REORDER_T(self.weight, *geometry, list(x.shape)))
             return _TRANSPOSED(x, w, self.bias, *geometry, "relu" if self.relu else "none", [], "")

@@ -61,22 +61,26 @@ def transform_weight(weight: Tensor) -> Tensor:
     return u.reshape(TILE * TILE, weight.shape[1], weight.shape[0]).to(weight.dtype).contiguous()
 
 
+def numba_path_ok(x: Tensor) -> bool:
+    """Whether the numba kernels may take ``x``: CPU float32, and no TorchScript trace running
+    (a trace would freeze the kernel's result for the trace input)."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and not torch.jit.is_tracing()
+
+
+def _wide_enough(x: Tensor, cin: int, cout: int, min_side: int) -> bool:
+    return cin >= MIN_CHANNELS and cout >= MIN_CHANNELS and min(x.shape[-2:]) >= min_side and numba_path_ok(x)
+
+
 def eligible(weight: Tensor, stride, padding, dilation, groups: int, x: Tensor) -> bool:
     """Whether ``conv2d(x, weight, ...)`` takes the Winograd path (shape rules measured to pay)."""
     cout, cin, kh, kw = weight.shape
-    if torch.jit.is_tracing():  # numba kernels cannot be traced (TorchScript export)
-        return False
     return (
         (kh, kw) == (3, 3)
         and tuple(stride) == (1, 1)
         and tuple(padding) == (1, 1)
         and tuple(dilation) == (1, 1)
         and groups == 1
-        and cin >= MIN_CHANNELS
-        and cout >= MIN_CHANNELS
-        and min(x.shape[-2:]) >= MIN_SIDE
-        and x.device.type == "cpu"
-        and x.dtype == torch.float32
+        and _wide_enough(x, cin, cout, MIN_SIDE)
     )
 
 
@@ -101,7 +105,7 @@ def conv3x3(x: Tensor, u: Tensor, bias: Tensor | None, relu: bool, other: Tensor
     v = torch.empty(TILE * TILE, rows * tw, c, dtype=x.dtype)
     m = torch.empty(TILE * TILE, rows * tw, cout, dtype=x.dtype)
     vs, ms = v.numpy(), m.numpy()
-    _use_torch_threads()
+    use_torch_threads()
     for i in range(n):
         for r0 in range(0, th, rows):
             r1 = min(th, r0 + rows)
@@ -120,7 +124,7 @@ _EMPTY1 = np.zeros(0, np.float32)
 _EMPTY3 = np.zeros((0, 0, 0), np.float32)
 
 
-def _use_torch_threads() -> None:
+def use_torch_threads() -> None:
     """numba's parallel kernels on as many threads as torch's (the trainer's thread plan)."""
     want = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     if numba.get_num_threads() != want:
@@ -162,8 +166,6 @@ def transform_transposed_weight(weight: Tensor) -> Tensor:
 def transposed_eligible(weight: Tensor, stride, padding, output_padding, dilation, groups: int, x: Tensor) -> bool:
     """Whether ``conv_transpose2d(x, weight, ...)`` takes ``conv_transpose4x4s2`` (rules measured to pay)."""
     cin, cout, kh, kw = weight.shape
-    if torch.jit.is_tracing():  # numba kernels cannot be traced (TorchScript export)
-        return False
     return (
         (kh, kw) == (4, 4)
         and tuple(stride) == (2, 2)
@@ -171,11 +173,7 @@ def transposed_eligible(weight: Tensor, stride, padding, output_padding, dilatio
         and tuple(output_padding) == (0, 0)
         and tuple(dilation) == (1, 1)
         and groups == 1
-        and cin >= MIN_CHANNELS
-        and cout >= MIN_CHANNELS
-        and min(x.shape[-2:]) >= MIN_SIDE_TRANSPOSED
-        and x.device.type == "cpu"
-        and x.dtype == torch.float32
+        and _wide_enough(x, cin, cout, MIN_SIDE_TRANSPOSED)
     )
 
 
@@ -196,7 +194,7 @@ def conv_transpose4x4s2(x: Tensor, u: Tensor, bias: Tensor | None, relu: bool) -
     b = _EMPTY1 if bias is None else bias.detach().contiguous().numpy()
     v = torch.empty(len(PHASES) * 25, rows * tw, c, dtype=x.dtype)
     vs = v.numpy()
-    _use_torch_threads()
+    use_torch_threads()
     for i in range(n):
         for r0 in range(0, th, rows):
             r1 = min(th, r0 + rows)

@@ -21,19 +21,27 @@ import numba
 import numpy as np
 
 
+@numba.njit(inline="always")
+def _window6(x, y0, x0):  # pragma: no cover - compiled
+    """The 6x6 window of ``x`` (H, W, C) at (y0, x0): a view inside the image, else a copy of
+    what lies inside it in zeros (the convolution's padding)."""
+    h, w, c = x.shape
+    if y0 >= 0 and x0 >= 0 and y0 + 6 <= h and x0 + 6 <= w:
+        return x[y0 : y0 + 6, x0 : x0 + 6]
+    src = np.zeros((6, 6, c), np.float32)
+    ya, yb, xa, xb = max(0, y0), min(h, y0 + 6), max(0, x0), min(w, x0 + 6)
+    if ya < yb and xa < xb:
+        src[ya - y0 : yb - y0, xa - x0 : xb - x0] = x[ya:yb, xa:xb]
+    return src
+
+
 @numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
 def input_tiles(x, r0, r1, tw, v):  # pragma: no cover - compiled
     h, w, c = x.shape
     for t in numba.prange((r1 - r0) * tw):
         y0 = (r0 + t // tw) * 4 - 1
         x0 = (t % tw) * 4 - 1
-        if y0 >= 0 and x0 >= 0 and y0 + 6 <= h and x0 + 6 <= w:
-            src = x[y0 : y0 + 6, x0 : x0 + 6]
-        else:  # an edge tile: copy what lies inside the image into zeros
-            src = np.zeros((6, 6, c), np.float32)
-            ya, yb, xa, xb = max(0, y0), min(h, y0 + 6), max(0, x0), min(w, x0 + 6)
-            if ya < yb and xa < xb:
-                src[ya - y0 : yb - y0, xa - x0 : xb - x0] = x[ya:yb, xa:xb]
+        src = _window6(x, y0, x0)
         tmp = np.empty((6, 6, c), np.float32)
         for i in range(6):  # B^T along each row
             for k in range(c):
@@ -138,13 +146,7 @@ def phase_input_tiles(x, r0, r1, tw, v):  # pragma: no cover - compiled
     for t in numba.prange((r1 - r0) * tw):
         y0 = (r0 + t // tw) * 4 - 1
         x0 = (t % tw) * 4 - 1
-        if y0 >= 0 and x0 >= 0 and y0 + 6 <= h and x0 + 6 <= w:
-            src = x[y0 : y0 + 6, x0 : x0 + 6]
-        else:
-            src = np.zeros((6, 6, c), np.float32)
-            ya, yb, xa, xb = max(0, y0), min(h, y0 + 6), max(0, x0), min(w, x0 + 6)
-            if ya < yb and xa < xb:
-                src[ya - y0 : yb - y0, xa - x0 : xb - x0] = x[ya:yb, xa:xb]
+        src = _window6(x, y0, x0)
         tmp = np.empty((6, 2, 5, c), np.float32)  # (window row, column start, B^T output, channel)
         for i in range(6):
             for sx in range(2):

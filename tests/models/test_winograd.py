@@ -22,12 +22,19 @@ BT = np.array(winograd._BT, np.float64)
 AT = np.array(winograd._AT, np.float64)
 
 
-def input_tiles_twin(x: np.ndarray, r0: int, r1: int, tw: int) -> np.ndarray:
-    """(H, W, C) -> (36, T, C): zero-padded 6x6 tiles at stride 4 from (-1, -1), B^T d B each."""
+def _padded(x: np.ndarray, r1: int, tw: int) -> np.ndarray:
+    """``x`` (H, W, C) with the convolution's zero border: rows up to tile row r1, tw tile columns."""
     h, w, c = x.shape
     padded = np.zeros((4 * r1 + 2, 4 * tw + 2, c))
     rows = min(h, 4 * r1 + 1)
     padded[1 : 1 + rows, 1 : 1 + w] = x[:rows]
+    return padded
+
+
+def input_tiles_twin(x: np.ndarray, r0: int, r1: int, tw: int) -> np.ndarray:
+    """(H, W, C) -> (36, T, C): zero-padded 6x6 tiles at stride 4 from (-1, -1), B^T d B each."""
+    c = x.shape[2]
+    padded = _padded(x, r1, tw)
     tiles = [
         padded[4 * ty : 4 * ty + 6, 4 * tx : 4 * tx + 6].reshape(36, c) for ty in range(r0, r1) for tx in range(tw)
     ]
@@ -188,10 +195,8 @@ AT2 = winograd._AT2.astype(np.float64)
 
 def phase_input_twin(x: np.ndarray, r0: int, r1: int, tw: int) -> np.ndarray:
     """(H, W, C) -> (100, T, C): per phase (py, px), the 5x5 tile at (4 ty - 1 + py, 4 tx - 1 + px), B^T d B."""
-    h, w, c = x.shape
-    padded = np.zeros((4 * r1 + 2, 4 * tw + 2, c))
-    rows = min(h, 4 * r1 + 1)
-    padded[1 : 1 + rows, 1 : 1 + w] = x[:rows]
+    c = x.shape[2]
+    padded = _padded(x, r1, tw)
     out = []
     for py, px in winograd.PHASES:
         tiles = [
