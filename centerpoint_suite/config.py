@@ -52,7 +52,9 @@ class ModelConfig:
     CenterNet checkpoint to initialise from; pretrained: ImageNet backbone (needs the weights).
     frozen_bn: batch-norm layers use their running statistics in training too and never update
     them (small per-process batches; a multi-process run then equals the 1-process run).
-    sync_bn: batch-norm statistics over all processes of a distributed GPU run (SyncBatchNorm)."""
+    sync_bn: batch-norm statistics over all processes of a distributed GPU run (SyncBatchNorm).
+    winograd: on CPU, train 3x3 stride-1 convolutions of 64+ channels on maps of 16x16 or more
+    as Winograd F(4x4, 3x3) (forward and both gradients; ``models/winograd_train.py``)."""
 
     arch: str = "small"
     head_conv: int | None = None
@@ -61,6 +63,7 @@ class ModelConfig:
     channels_last: bool = True
     frozen_bn: bool = False
     sync_bn: bool = False
+    winograd: bool = True
 
 
 @dataclass(frozen=True)

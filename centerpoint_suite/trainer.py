@@ -41,6 +41,7 @@ from .errors import TrainingError, UserError
 from .image_cache import CachedImages
 from .loading import set_up_training_process, train_loader
 from .loss_model import LossModel, freeze_batchnorm
+from .models import winograd_train
 from .models.optimize import make_optimizer, train_channels_last
 from .progress import Progress
 from .runlog import Hook, RunLog
@@ -118,6 +119,8 @@ class Trainer:
         self.channels_last = train_channels_last(exp.model.channels_last, self.device)
         if self.channels_last:
             net.to(memory_format=torch.channels_last)
+        if exp.model.winograd and self.device.type == "cpu":
+            winograd_train.enable(net)
         self.net = net
         self.ema = WeightAverage(net, exp.train.ema_decay) if exp.train.ema_decay > 0 else None
         self.loss_model = LossModel(net, exp.task, exp.train.amp and self.device.type == "cuda")

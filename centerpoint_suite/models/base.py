@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from . import winograd_train
+
 HEATMAP_BIAS = -2.19  # sigmoid(-2.19) ~= 0.1: the focal-loss prior of CornerNet / CenterNet
 
 
@@ -39,6 +41,13 @@ def make_head(in_channels: int, out_channels: int, head_conv: int, heatmap: bool
 def module_key(head: str) -> str:
     """Head name -> a ModuleDict key (module names cannot hold dots: ``boxes2d.heatmap``)."""
     return head.replace(".", "__")
+
+
+def _rest(head: nn.Sequential, y: Tensor) -> Tensor:
+    """``head`` applied to ``y``, the output of its first layer."""
+    for layer in list(head)[1:]:
+        y = layer(y)
+    return y
 
 
 class CenterNetModel(nn.Module):
@@ -80,7 +89,11 @@ class CenterNetModel(nn.Module):
         )
 
     def _apply_heads(self, feat: Tensor, heads: nn.ModuleDict) -> dict[str, Tensor]:
-        return {name: heads[module_key(name)](feat) for name in self.head_names}
+        modules = [heads[module_key(name)] for name in self.head_names]
+        firsts = winograd_train.merged_first_convs(feat, modules)  # training on CPU: one stacked conv
+        if firsts is None:
+            return {name: head(feat) for name, head in zip(self.head_names, modules)}
+        return {name: _rest(head, y) for name, head, y in zip(self.head_names, modules, firsts)}
 
     def forward_stacks(self, x: Tensor) -> list[dict[str, Tensor]]:
         feats = self.body(x)

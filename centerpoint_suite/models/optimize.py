@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet as tv_resnet
 
-from . import dla, hourglass, winograd
+from . import dla, hourglass, winograd, winograd_train
 from .dcn import ModulatedDeformConv
 from .resnet import ResNetBody
 
@@ -241,6 +241,11 @@ _CONV_BN_RELU = {ResNetBody: ("conv1", "bn1", "relu"), dla.Root: ("conv", "bn", 
 _CONV_BN_RELU[hourglass.ConvBNReLU] = ("conv", "bn", "relu")
 
 
+#: convolution classes that fuse as plain ones (a trained network's Winograd layers included)
+_PLAIN_CONVS = (nn.Conv2d, winograd_train.WinogradConv2d)
+_PLAIN_TRANSPOSED = (nn.ConvTranspose2d, winograd_train.WinogradConvTranspose2d)
+
+
 def _fuse_sequence(seq: nn.Sequential) -> nn.Sequential:
     """conv -> BN -> ReLU runs inside a Sequential: fused / folded, the consumed layers dropped."""
     items, out, i = list(seq), [], 0
@@ -248,13 +253,13 @@ def _fuse_sequence(seq: nn.Sequential) -> nn.Sequential:
         m = items[i]
         nxt = items[i + 1] if i + 1 < len(items) else None
         bn = nxt if isinstance(nxt, nn.BatchNorm2d) else None
-        if type(m) is nn.Conv2d:
+        if type(m) in _PLAIN_CONVS:
             j = i + 1 + (bn is not None)
             relu = j < len(items) and isinstance(items[j], nn.ReLU)
             out.append(FusedConv(m, bn, relu))
             i = j + relu
             continue
-        if type(m) is nn.ConvTranspose2d and m.groups == 1 and m.padding_mode == "zeros":
+        if type(m) in _PLAIN_TRANSPOSED and m.groups == 1 and m.padding_mode == "zeros":
             j = i + 1 + (bn is not None)
             relu = j < len(items) and isinstance(items[j], nn.ReLU)
             out.append(FusedConvTranspose(m, bn, relu))

@@ -63,8 +63,14 @@ def transform_weight(weight: Tensor) -> Tensor:
 
 def numba_path_ok(x: Tensor) -> bool:
     """Whether the numba kernels may take ``x``: CPU float32, and no TorchScript trace running
-    (a trace would freeze the kernel's result for the trace input)."""
-    return x.device.type == "cpu" and x.dtype == torch.float32 and not torch.jit.is_tracing()
+    (a trace would freeze the kernel's result for the trace input), nor a torch.export / compile
+    graph capture (its tensors have no data)."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and not torch.jit.is_tracing()
+        and not torch.compiler.is_compiling()
+    )
 
 
 def _wide_enough(x: Tensor, cin: int, cout: int, min_side: int) -> bool:
@@ -98,8 +104,8 @@ def conv3x3(x: Tensor, u: Tensor, bias: Tensor | None, relu: bool, other: Tensor
     th, tw = math.ceil(h / M_OUT), math.ceil(w / M_OUT)
     rows = max(1, BLOCK_TILES // tw)
     xs = x.permute(0, 2, 3, 1).contiguous().numpy()  # (N, H, W, C): a view for channels_last input
-    out = torch.empty(n, h, w, cout, dtype=x.dtype)
-    outs = out.numpy()
+    out = torch.empty(n, cout, h, w, dtype=x.dtype, memory_format=torch.channels_last)  # not a view
+    outs = out.permute(0, 2, 3, 1).numpy()
     res = _EMPTY3 if other is None else other.permute(0, 2, 3, 1).contiguous().numpy()
     b = _EMPTY1 if bias is None else bias.detach().contiguous().numpy()
     v = torch.empty(TILE * TILE, rows * tw, c, dtype=x.dtype)
@@ -117,7 +123,7 @@ def conv3x3(x: Tensor, u: Tensor, bias: Tensor | None, relu: bool, other: Tensor
             else:  # the last, shorter block
                 mt = torch.bmm(v[:, :t], u).numpy()
             kernels.output_tiles(mt, r0, tw, b, res[i] if res.shape[0] else res, relu, outs[i])
-    return out.permute(0, 3, 1, 2)
+    return out
 
 
 _EMPTY1 = np.zeros(0, np.float32)
@@ -189,8 +195,8 @@ def conv_transpose4x4s2(x: Tensor, u: Tensor, bias: Tensor | None, relu: bool) -
     th, tw = math.ceil(h / M_OUT), math.ceil(w / M_OUT)
     rows = max(1, BLOCK_TILES // tw)
     xs = x.permute(0, 2, 3, 1).contiguous().numpy()
-    out = torch.empty(n, 2 * h, 2 * w, cout, dtype=x.dtype)
-    outs = out.numpy()
+    out = torch.empty(n, cout, 2 * h, 2 * w, dtype=x.dtype, memory_format=torch.channels_last)  # not a view
+    outs = out.permute(0, 2, 3, 1).numpy()
     b = _EMPTY1 if bias is None else bias.detach().contiguous().numpy()
     v = torch.empty(len(PHASES) * 25, rows * tw, c, dtype=x.dtype)
     vs = v.numpy()
@@ -202,4 +208,4 @@ def conv_transpose4x4s2(x: Tensor, u: Tensor, bias: Tensor | None, relu: bool) -
             kernels.phase_input_tiles(xs[i], r0, r1, tw, vs)
             m = torch.bmm(v[:, :t], u).numpy()  # (100, t, Cout)
             kernels.phase_output_tiles(m, r0, tw, b, relu, outs[i])
-    return out.permute(0, 3, 1, 2)
+    return out

@@ -13,6 +13,8 @@ matrices) are in ``tests/models/test_winograd.py``.
 - ``output_tiles(m, r0, tw, bias, residual, relu, out)``: the products ``m`` (36, T, Cout)
   as ``A^T m A`` 4x4 output blocks, plus bias and residual, through an optional ReLU, written
   into the image ``out`` (H, W, Cout) (parts of edge blocks outside it dropped).
+- ``grad_tiles(g, r0, r1, tw, dm)``: the adjoint of ``output_tiles`` for training: 4x4 blocks
+  of an output gradient as ``A g A^T`` (``winograd_train.py``'s weight gradient).
 """
 
 from __future__ import annotations
@@ -213,3 +215,153 @@ def phase_output_tiles(m, r0, tw, bias, relu, out):  # pragma: no cover - compil
                     for k in range(c):
                         val = col[p, k] + bias[k] if has_bias else col[p, k]
                         dst[k] = max(val, np.float32(0.0)) if relu else val
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def grad_tiles(g, r0, r1, tw, dm):  # pragma: no cover - compiled
+    """The output gradient of tile rows r0..r1 of one image ``g`` (H, W, C) as ``A g A^T`` per
+    4x4 block (zeros past the image's edges) into the first (r1 - r0) tw columns of ``dm``
+    (36, >= T, C): the adjoint of ``output_tiles``, for the weight gradient."""
+    h, w, c = g.shape
+    for t in numba.prange((r1 - r0) * tw):
+        y0 = (r0 + t // tw) * 4
+        x0 = (t % tw) * 4
+        src = np.zeros((4, 4, c), np.float32)
+        ya, yb, xb = y0, min(h, y0 + 4), min(w, x0 + 4)
+        src[0 : yb - ya, 0 : xb - x0] = g[ya:yb, x0:xb]
+        tmp = np.empty((4, 6, c), np.float32)
+        for i in range(4):  # A along each row
+            for k in range(c):
+                g0, g1, g2, g3 = src[i, 0, k], src[i, 1, k], src[i, 2, k], src[i, 3, k]
+                tmp[i, 0, k] = g0
+                tmp[i, 1, k] = g0 + g1 + g2 + g3
+                tmp[i, 2, k] = g0 - g1 + g2 - g3
+                tmp[i, 3, k] = g0 + 2 * g1 + 4 * g2 + 8 * g3
+                tmp[i, 4, k] = g0 - 2 * g1 + 4 * g2 - 8 * g3
+                tmp[i, 5, k] = g3
+        for j in range(6):  # then along each column
+            for k in range(c):
+                g0, g1, g2, g3 = tmp[0, j, k], tmp[1, j, k], tmp[2, j, k], tmp[3, j, k]
+                dm[j, t, k] = g0
+                dm[6 + j, t, k] = g0 + g1 + g2 + g3
+                dm[12 + j, t, k] = g0 - g1 + g2 - g3
+                dm[18 + j, t, k] = g0 + 2 * g1 + 4 * g2 + 8 * g3
+                dm[24 + j, t, k] = g0 - 2 * g1 + 4 * g2 - 8 * g3
+                dm[30 + j, t, k] = g3
+
+
+@numba.njit(inline="always")
+def _a2(g0, g1, g2, g3):  # pragma: no cover - compiled
+    """A of F(4x4, 2x2) (the transpose of ``_at2``) applied to 4 values."""
+    return g0, g0 + g1 + g2 + g3, g0 - g1 + g2 - g3, g0 + 2 * g1 + 4 * g2 + 8 * g3, g3
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def phase_grad_tiles(g, r0, r1, tw, dm):  # pragma: no cover - compiled
+    """The adjoint of ``phase_output_tiles`` for the weight gradient: for each phase (py, px) the
+    4x4 block at grid (4 ty, 4 tx) of ``g[2 gy + py, 2 gx + px]`` ((2H, 2W, C) output gradient,
+    zeros past the grid) as ``A g A^T`` into ``dm[25 (2 py + px) + 5 p + q]`` (100, >= T, C)."""
+    gh, gw, c = g.shape[0] // 2, g.shape[1] // 2, g.shape[2]
+    for t in numba.prange((r1 - r0) * tw):
+        gy0 = (r0 + t // tw) * 4
+        gx0 = (t % tw) * 4
+        src = np.empty((4, 4, c), np.float32)
+        tmp = np.empty((4, 5, c), np.float32)
+        for ph in range(4):
+            py, px = ph // 2, ph % 2
+            base = 25 * ph
+            for i in range(4):
+                for j in range(4):
+                    if gy0 + i < gh and gx0 + j < gw:
+                        src[i, j] = g[2 * (gy0 + i) + py, 2 * (gx0 + j) + px]
+                    else:
+                        src[i, j] = 0
+            for i in range(4):  # A along each row
+                for k in range(c):
+                    a = _a2(src[i, 0, k], src[i, 1, k], src[i, 2, k], src[i, 3, k])
+                    tmp[i, 0, k] = a[0]
+                    tmp[i, 1, k] = a[1]
+                    tmp[i, 2, k] = a[2]
+                    tmp[i, 3, k] = a[3]
+                    tmp[i, 4, k] = a[4]
+            for q in range(5):  # then along each column
+                for k in range(c):
+                    a = _a2(tmp[0, q, k], tmp[1, q, k], tmp[2, q, k], tmp[3, q, k])
+                    dm[base + q, t, k] = a[0]
+                    dm[base + 5 + q, t, k] = a[1]
+                    dm[base + 10 + q, t, k] = a[2]
+                    dm[base + 15 + q, t, k] = a[3]
+                    dm[base + 20 + q, t, k] = a[4]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def phase_grad_input_tiles(g, r0, r1, tw, v):  # pragma: no cover - compiled
+    """For the input gradient of a transposed 4x4 stride-2 convolution: per phase (py, px) the
+    5x5 window at grid (4 ty - py, 4 tx - px) of ``g[2 gy + py, 2 gx + px]`` ((2H, 2W, C), zeros
+    outside the grid) as ``B^T d B`` into ``v[5 p + q, t, C ph + k]`` (25, >= T, 4 C): the four
+    phases side by side along the channels, so one product sums them."""
+    gh, gw, c = g.shape[0] // 2, g.shape[1] // 2, g.shape[2]
+    for t in numba.prange((r1 - r0) * tw):
+        ty0 = (r0 + t // tw) * 4
+        tx0 = (t % tw) * 4
+        src = np.empty((5, 5, c), np.float32)
+        tmp = np.empty((5, 5, c), np.float32)
+        for ph in range(4):
+            py, px = ph // 2, ph % 2
+            for i in range(5):
+                gy = ty0 - py + i
+                for j in range(5):
+                    gx = tx0 - px + j
+                    if 0 <= gy < gh and 0 <= gx < gw:
+                        src[i, j] = g[2 * gy + py, 2 * gx + px]
+                    else:
+                        src[i, j] = 0
+            for i in range(5):
+                for k in range(c):
+                    a = _bt2(src[i, 0, k], src[i, 1, k], src[i, 2, k], src[i, 3, k], src[i, 4, k])
+                    tmp[i, 0, k] = a[0]
+                    tmp[i, 1, k] = a[1]
+                    tmp[i, 2, k] = a[2]
+                    tmp[i, 3, k] = a[3]
+                    tmp[i, 4, k] = a[4]
+            off = c * ph
+            for q in range(5):
+                for k in range(c):
+                    b = _bt2(tmp[0, q, k], tmp[1, q, k], tmp[2, q, k], tmp[3, q, k], tmp[4, q, k])
+                    v[q, t, off + k] = b[0]
+                    v[5 + q, t, off + k] = b[1]
+                    v[10 + q, t, off + k] = b[2]
+                    v[15 + q, t, off + k] = b[3]
+                    v[20 + q, t, off + k] = b[4]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def output_tiles_f42(m, r0, tw, out):  # pragma: no cover - compiled
+    """The products ``m`` (25, T, C) as ``A^T m A`` 4x4 blocks of F(4x4, 2x2) at tile rows r0..
+    of ``out`` (H, W, C) (parts outside the image dropped)."""
+    h, w, c = out.shape
+    for t in numba.prange(m.shape[1]):
+        y0 = (r0 + t // tw) * 4
+        x0 = (t % tw) * 4
+        tmp = np.empty((5, 4, c), np.float32)
+        for i in range(5):
+            for k in range(c):
+                a = _at2(m[5 * i, t, k], m[5 * i + 1, t, k], m[5 * i + 2, t, k], m[5 * i + 3, t, k], m[5 * i + 4, t, k])
+                tmp[i, 0, k] = a[0]
+                tmp[i, 1, k] = a[1]
+                tmp[i, 2, k] = a[2]
+                tmp[i, 3, k] = a[3]
+        for q in range(4):
+            xx = x0 + q
+            if xx >= w:
+                break
+            rows = min(4, h - y0)
+            for k in range(c):
+                a0, a1, a2, a3 = _at2(tmp[0, q, k], tmp[1, q, k], tmp[2, q, k], tmp[3, q, k], tmp[4, q, k])
+                out[y0, xx, k] = a0
+                if rows > 1:
+                    out[y0 + 1, xx, k] = a1
+                if rows > 2:
+                    out[y0 + 2, xx, k] = a2
+                if rows > 3:
+                    out[y0 + 3, xx, k] = a3

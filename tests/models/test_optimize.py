@@ -150,7 +150,13 @@ def test_fast_train_step_equals_plain_step():
     assert loss1 == pytest.approx(loss0, rel=1e-5)
     scale = max(float(g.abs().max()) for g in grads0)  # some gradients are ~0 (biases before a BN): one scale
     for g0, g1, p0, p1 in zip(grads0, grads1, params0, params1):
-        torch.testing.assert_close(g1, g0, rtol=1e-3, atol=1e-5 * scale)
+        # Whole-tensor error: element by element, a reassociated sum deep in the network is off by
+        # up to 6e-3 at single near-zero elements on some CPUs (1 of the stem's 9408 on an AVX2
+        # EPYC), while the tensor as a whole agrees to 2e-5.
+        if float(g0.norm()) > 1e-6 * scale * g0.numel() ** 0.5:
+            assert float((g1 - g0).norm() / g0.norm()) < 1e-3
+        else:  # gradients that are zero up to rounding (biases before a BN)
+            assert float((g1 - g0).abs().max()) < 1e-5 * scale
         # Adam's first step moves each weight by ~lr * sign(grad): compare where the sign is certain.
         sure = g0.abs() > 1e-4 * scale
         torch.testing.assert_close(p1[sure], p0[sure], rtol=1e-6, atol=1e-7)

@@ -1,0 +1,336 @@
+"""Training 3x3 stride-1 convolutions as Winograd F(4x4, 3x3): forward, input gradient and
+weight gradient (CPU float32).
+
+With ``U = G w G^T`` (6x6 per channel pair), ``V = B^T d B`` per input tile and
+``Y = A^T (sum_ci U V) A`` per 4x4 output block (``winograd.py``), the two gradients are
+(Lavin & Gray 2016, section 4):
+
+- input: the convolution of the output gradient with the kernel flipped and its channel axes
+  swapped, which is again a 3x3 stride-1 padding-1 convolution: the forward path itself;
+- weight: ``dU = sum over tiles of V^T (A dY A^T)`` (36 matrix products over tiles, one per
+  point), then ``dw = G^T dU G``.
+
+The per-step weight transforms are one float32 matrix product each (the constant 36x9 matrix
+``G (x) G`` against the weights), not the float64 transform of the prediction path, which runs
+once per model. Error: about 1e-5 of each result's largest value, like the forward
+(``tests/models/test_winograd_train.py`` checks all three against float64 autograd).
+
+``enable(net)`` switches a network's eligible ``nn.Conv2d`` layers to ``WinogradConv2d`` (same
+parameters and state_dict); each call then takes this path when its input qualifies (CPU float32
+maps of ``MIN_SIDE_TRAIN`` or more, not while tracing or exporting) and the plain convolution
+otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import winograd
+from . import winograd_kernels as kernels
+
+#: (36, 9): row p*6+q, column u*3+v holds G[p, u] G[q, v]
+_GG = torch.from_numpy(np.kron(np.array(winograd._G), np.array(winograd._G)).astype(np.float32))
+#: tiles per block of the weight gradient: long reductions for its matrix products (36 of
+#: Cin x tiles x Cout), kept to a few tens of MB of transformed tiles
+GRAD_BLOCK_TILES = 1024
+#: the smallest map trained this way (forward + both gradients against oneDNN's, batch 4, per-step
+#: weight transforms included; benchmarks/bench_winograd_train.py): 256 -> 64 channels on 128x128
+#: 1.93x, 64 on 128x128 1.45x, 128 on 64x64 2.03x, 256 on 32x32 1.81x, 512 on 16x16 1.06x (noise)
+MIN_SIDE_TRAIN = 32
+
+
+def transform_weight_f32(weight: Tensor, flip: bool = False) -> Tensor:
+    """(Cout, Cin, 3, 3) -> (36, Cin, Cout) as ``winograd.transform_weight`` in one float32 product.
+
+    ``flip``: the transform of the kernel rotated by 180 degrees with its channel axes swapped,
+    (36, Cout, Cin), which turns the forward path into the input gradient.
+    """
+    cout, cin = weight.shape[:2]
+    w = weight.detach()
+    if flip:
+        flat = w.permute(2, 3, 0, 1).reshape(9, cout * cin)
+        return (_GG.flip(1) @ flat).reshape(36, cout, cin)
+    return (_GG @ w.permute(2, 3, 1, 0).reshape(9, cin * cout)).reshape(36, cin, cout)
+
+
+def weight_grad(x: Tensor, grad: Tensor) -> Tensor:
+    """d loss / d w of ``conv2d(x, w, padding=1)`` for a 3x3 ``w``, given the output gradient ``grad``.
+
+    x: (N, Cin, H, W), grad: (N, Cout, H, W), any memory format; returns (Cout, Cin, 3, 3).
+    """
+    n, cin, h, w = x.shape
+    cout = grad.shape[1]
+    th, tw = math.ceil(h / winograd.M_OUT), math.ceil(w / winograd.M_OUT)
+    rows = max(1, GRAD_BLOCK_TILES // tw)
+    xs = x.detach().permute(0, 2, 3, 1).contiguous().numpy()
+    gs = grad.detach().permute(0, 2, 3, 1).contiguous().numpy()
+    v = torch.empty(36, rows * tw, cin)
+    m = torch.empty(36, rows * tw, cout)
+    du = torch.zeros(36, cin, cout)
+    winograd.use_torch_threads()
+    for i in range(n):
+        for r0 in range(0, th, rows):
+            r1 = min(th, r0 + rows)
+            t = (r1 - r0) * tw
+            kernels.input_tiles(xs[i], r0, r1, tw, v.numpy())
+            kernels.grad_tiles(gs[i], r0, r1, tw, m.numpy())
+            du.baddbmm_(v[:, :t].transpose(1, 2), m[:, :t])
+    return (_GG.t() @ du.reshape(36, cin * cout)).reshape(3, 3, cin, cout).permute(3, 2, 0, 1)
+
+
+class _Conv3x3(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return winograd.conv3x3(x, transform_weight_f32(weight), bias, relu=False)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = winograd.conv3x3(grad, transform_weight_f32(weight, flip=True), None, relu=False)
+        if ctx.needs_input_grad[1]:
+            gw = weight_grad(x, grad).contiguous()
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = grad.sum((0, 2, 3))
+        return gx, gw, gb
+
+
+def conv3x3(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``conv2d(x, weight, bias, padding=1)`` through Winograd, differentiable; channels_last out."""
+    return _Conv3x3.apply(x, weight, bias)
+
+
+class WinogradConv2d(nn.Conv2d):
+    """An ``nn.Conv2d`` (same parameters) whose calls take ``conv3x3`` when ``winograd.eligible``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if takes_winograd(self, x):
+            return conv3x3(x, self.weight, self.bias)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+def enable(net: nn.Module) -> int:
+    """Switch ``net``'s plain 3x3 stride-1 padding-1 ``nn.Conv2d`` layers of 64+ input and output
+    channels to ``WinogradConv2d``, and its 4x4 stride-2 padding-1 ``nn.ConvTranspose2d`` layers of
+    64+ channels to ``WinogradConvTranspose2d``, in place (parameters, buffers and state_dict unchanged); returns
+    how many. Whether a call takes the Winograd path is still decided per input."""
+    count = 0
+    for module in net.modules():
+        if type(module) is nn.Conv2d and _shape_ok(module):
+            module.__class__ = WinogradConv2d
+            count += 1
+        elif type(module) is nn.ConvTranspose2d and _transposed_shape_ok(module):
+            module.__class__ = WinogradConvTranspose2d
+            count += 1
+    return count
+
+
+def takes_winograd(conv: nn.Conv2d, x: Tensor) -> bool:
+    """Whether a call of ``conv`` (a ``WinogradConv2d``) on ``x`` takes the Winograd path."""
+    return (
+        isinstance(conv, WinogradConv2d)
+        and winograd.numba_path_ok(x)  # first: no shape tests while tracing
+        and x.dim() == 4
+        and min(x.shape[-2:]) >= MIN_SIDE_TRAIN
+        and winograd.eligible(conv.weight, conv.stride, conv.padding, conv.dilation, conv.groups, x)
+    )
+
+
+def merged_first_convs(x: Tensor, heads: list[nn.Module]) -> list[Tensor] | None:
+    """The first layers' outputs of several heads reading the same ``x`` as one Winograd call
+    with their weights stacked, or None when they do not all take that path.
+
+    Separately, each head would transform the same input tiles and, in the backward pass, run a
+    narrow input-gradient product (K = its own channels) and transform its own full-width input
+    gradient; stacked, each happens once. The outputs are channels_last copies of the stacked
+    result's slices (a head's in-place ReLU may not write into a custom function's output view).
+    """
+    if len(heads) < 2 or not all(isinstance(h, nn.Sequential) and len(h) > 1 for h in heads):
+        return None
+    convs = [h[0] for h in heads]
+    if not all(takes_winograd(c, x) for c in convs) or len({c.bias is None for c in convs}) > 1:
+        return None
+    weight = torch.cat([c.weight for c in convs])
+    bias = None if convs[0].bias is None else torch.cat([c.bias for c in convs])
+    y = conv3x3(x, weight, bias)
+    sizes = [c.out_channels for c in convs]
+    return [part.contiguous(memory_format=torch.channels_last) for part in y.split(sizes, dim=1)]
+
+
+def _shape_ok(conv: nn.Conv2d) -> bool:
+    return (
+        conv.kernel_size == (3, 3)
+        and conv.stride == (1, 1)
+        and conv.padding == (1, 1)
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+        and conv.padding_mode == "zeros"
+        and min(conv.in_channels, conv.out_channels) >= winograd.MIN_CHANNELS
+    )
+
+
+# ---- transposed 4x4 stride-2 convolutions (the upsampling necks) ------------------------------
+# Forward: ``winograd.conv_transpose4x4s2`` (each output phase a 2x2 correlation, F(4x4, 2x2)).
+# Input gradient: a 4x4 stride-2 convolution of the output gradient, i.e. the sum over the four
+# phases of a 2x2 correlation of that phase's grid with the phase's taps reversed; in F(4x4, 2x2)
+# the four phases' transformed tiles sit side by side along the channels, so one product of
+# K = 4 Cout sums them before a single output transform. Weight gradient: per phase, as for the
+# 3x3 case, ``dU = sum over tiles of V^T (A dY A^T)``, then ``dk = G^T dU G`` for its 2x2 taps.
+
+#: (25, 4): row p*5+q, column a*2+b holds G2[p, a] G2[q, b] (F(4x4, 2x2), winograd._G2)
+_GG2 = torch.from_numpy(np.kron(np.array(winograd._G2), np.array(winograd._G2)).astype(np.float32))
+
+
+def _phase_taps(weight: Tensor, py: int, px: int) -> Tensor:
+    """(Cin, Cout, 4, 4) -> the phase's (Cin, Cout, 2, 2) taps."""
+    ty, tx = winograd._PHASE_TAPS[py], winograd._PHASE_TAPS[px]
+    return weight[:, :, list(ty)][:, :, :, list(tx)]
+
+
+def transform_transposed_weight_f32(weight: Tensor) -> Tensor:
+    """``winograd.transform_transposed_weight`` in float32 products: (100, Cin, Cout)."""
+    cin, cout = weight.shape[:2]
+    w = weight.detach()
+    parts = [_GG2 @ _phase_taps(w, py, px).permute(2, 3, 0, 1).reshape(4, cin * cout) for py, px in winograd.PHASES]
+    return torch.cat(parts).reshape(100, cin, cout)
+
+
+def transform_transposed_weight_for_input_grad(weight: Tensor) -> Tensor:
+    """(Cin, Cout, 4, 4) -> (25, 4 Cout, Cin): each phase's taps reversed, its channel axes
+    swapped, transformed, and the phases stacked along the rows (``phase_grad_input_tiles``' order)."""
+    cin, cout = weight.shape[:2]
+    w = weight.detach()
+    parts = [
+        (_GG2 @ _phase_taps(w, py, px).flip(-1, -2).permute(2, 3, 1, 0).reshape(4, cout * cin)).reshape(25, cout, cin)
+        for py, px in winograd.PHASES
+    ]
+    return torch.cat(parts, dim=1)
+
+
+def transposed_input_grad(grad: Tensor, weight: Tensor) -> Tensor:
+    """d loss / d x of ``conv_transpose2d(x, weight, stride=2, padding=1)`` (4x4 ``weight``),
+    given the output gradient (N, Cout, 2H, 2W); returns channels_last (N, Cin, H, W)."""
+    n, cout, h2, w2 = grad.shape
+    cin = weight.shape[0]
+    h, w = h2 // 2, w2 // 2
+    th, tw = math.ceil(h / winograd.M_OUT), math.ceil(w / winograd.M_OUT)
+    rows = max(1, winograd.BLOCK_TILES // tw)
+    gs = grad.detach().permute(0, 2, 3, 1).contiguous().numpy()
+    u = transform_transposed_weight_for_input_grad(weight)
+    out = torch.empty(n, cin, h, w, memory_format=torch.channels_last)
+    outs = out.permute(0, 2, 3, 1).numpy()
+    v = torch.empty(25, rows * tw, 4 * cout)
+    winograd.use_torch_threads()
+    for i in range(n):
+        for r0 in range(0, th, rows):
+            r1 = min(th, r0 + rows)
+            t = (r1 - r0) * tw
+            kernels.phase_grad_input_tiles(gs[i], r0, r1, tw, v.numpy())
+            kernels.output_tiles_f42(torch.bmm(v[:, :t], u).numpy(), r0, tw, outs[i])
+    return out
+
+
+def transposed_weight_grad(x: Tensor, grad: Tensor) -> Tensor:
+    """d loss / d weight of ``conv_transpose2d(x, weight, stride=2, padding=1)`` (4x4), given the
+    output gradient; returns (Cin, Cout, 4, 4)."""
+    n, cin, h, w = x.shape
+    cout = grad.shape[1]
+    th, tw = math.ceil(h / winograd.M_OUT), math.ceil(w / winograd.M_OUT)
+    rows = max(1, GRAD_BLOCK_TILES // tw)
+    xs = x.detach().permute(0, 2, 3, 1).contiguous().numpy()
+    gs = grad.detach().permute(0, 2, 3, 1).contiguous().numpy()
+    v = torch.empty(100, rows * tw, cin)
+    m = torch.empty(100, rows * tw, cout)
+    du = torch.zeros(100, cin, cout)
+    winograd.use_torch_threads()
+    for i in range(n):
+        for r0 in range(0, th, rows):
+            r1 = min(th, r0 + rows)
+            t = (r1 - r0) * tw
+            kernels.phase_input_tiles(xs[i], r0, r1, tw, v.numpy())
+            kernels.phase_grad_tiles(gs[i], r0, r1, tw, m.numpy())
+            du.baddbmm_(v[:, :t].transpose(1, 2), m[:, :t])
+    dw = torch.empty(cin, cout, 4, 4)
+    for ph, (py, px) in enumerate(winograd.PHASES):
+        taps = (_GG2.t() @ du[25 * ph : 25 * ph + 25].reshape(25, cin * cout)).reshape(2, 2, cin, cout)
+        ty, tx = winograd._PHASE_TAPS[py], winograd._PHASE_TAPS[px]
+        for a in range(2):
+            for b in range(2):
+                dw[:, :, ty[a], tx[b]] = taps[a, b]
+    return dw
+
+
+class _ConvTranspose4x4s2(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return winograd.conv_transpose4x4s2(x, transform_transposed_weight_f32(weight), bias, relu=False)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = transposed_input_grad(grad, weight)
+        if ctx.needs_input_grad[1]:
+            gw = transposed_weight_grad(x, grad)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = grad.sum((0, 2, 3))
+        return gx, gw, gb
+
+
+def conv_transpose4x4s2(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``conv_transpose2d(x, weight, bias, stride=2, padding=1)`` for a 4x4 ``weight`` through
+    Winograd, differentiable; channels_last out."""
+    return _ConvTranspose4x4s2.apply(x, weight, bias)
+
+
+class WinogradConvTranspose2d(nn.ConvTranspose2d):
+    """An ``nn.ConvTranspose2d`` (same parameters) whose calls take ``conv_transpose4x4s2`` when
+    ``takes_winograd_transposed``."""
+
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        if output_size is None and takes_winograd_transposed(self, x):
+            return conv_transpose4x4s2(x, self.weight, self.bias)
+        return super().forward(x, output_size)
+
+
+def takes_winograd_transposed(conv: nn.ConvTranspose2d, x: Tensor) -> bool:
+    """Whether a call of ``conv`` (a ``WinogradConvTranspose2d``) on ``x`` takes the Winograd path."""
+    return (
+        isinstance(conv, WinogradConvTranspose2d)
+        and winograd.numba_path_ok(x)
+        and x.dim() == 4
+        and min(x.shape[-2:]) >= MIN_SIDE_TRAIN_TRANSPOSED
+        and winograd.transposed_eligible(
+            conv.weight, conv.stride, conv.padding, conv.output_padding, conv.dilation, conv.groups, x
+        )
+    )
+
+
+#: the smallest input map of a transposed convolution trained this way (all three passes against
+#: oneDNN's, batch 4, bench_winograd_train.py): 256 -> 256 from 64x64 1.70x, from 32x32 1.06x,
+#: 512 -> 256 from 16x16 0.50x
+MIN_SIDE_TRAIN_TRANSPOSED = 64
+
+
+def _transposed_shape_ok(conv: nn.ConvTranspose2d) -> bool:
+    return (
+        conv.kernel_size == (4, 4)
+        and conv.stride == (2, 2)
+        and conv.padding == (1, 1)
+        and conv.output_padding == (0, 0)
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+        and conv.padding_mode == "zeros"
+        and min(conv.in_channels, conv.out_channels) >= winograd.MIN_CHANNELS
+    )
