@@ -108,10 +108,16 @@ def conv3x3(x: Tensor, u: Tensor, bias: Tensor | None, relu: bool, other: Tensor
     outs = out.permute(0, 2, 3, 1).numpy()
     res = _EMPTY3 if other is None else other.permute(0, 2, 3, 1).contiguous().numpy()
     b = _EMPTY1 if bias is None else bias.detach().contiguous().numpy()
+    use_torch_threads()
+    if n > 1 and 2 * th * tw <= BLOCK_TILES:  # small maps: several images per product
+        for i0, i1, v in image_groups(xs, th, tw, kernels.input_tiles):
+            m = torch.bmm(v, u)
+            for i, mi in zip(range(i0, i1), m.chunk(i1 - i0, dim=1)):
+                kernels.output_tiles(mi.contiguous().numpy(), 0, tw, b, res[i] if res.shape[0] else res, relu, outs[i])
+        return out
     v = torch.empty(TILE * TILE, rows * tw, c, dtype=x.dtype)
     m = torch.empty(TILE * TILE, rows * tw, cout, dtype=x.dtype)
     vs, ms = v.numpy(), m.numpy()
-    use_torch_threads()
     for i in range(n):
         for r0 in range(0, th, rows):
             r1 = min(th, r0 + rows)
@@ -128,6 +134,24 @@ def conv3x3(x: Tensor, u: Tensor, bias: Tensor | None, relu: bool, other: Tensor
 
 _EMPTY1 = np.zeros(0, np.float32)
 _EMPTY3 = np.zeros((0, 0, 0), np.float32)
+
+
+def image_groups(images: np.ndarray, th: int, tw: int, transform):
+    """For maps of few tiles: yields (i0, i1, v) with ``v`` (36, (i1 - i0) T, C) the tiles of
+    images i0..i1 side by side (``transform(image, 0, th, tw, buffer)`` each), about
+    ``BLOCK_TILES`` tiles in all, so each matrix product has that many rows (one 16x16 map has
+    16 tiles: a product per image ran at a fraction of the machine's rate)."""
+    n, c = images.shape[0], images.shape[-1]
+    per = th * tw
+    group = max(1, BLOCK_TILES // per)
+    one = np.empty((TILE * TILE, per, c), np.float32)
+    for i0 in range(0, n, group):
+        i1 = min(n, i0 + group)
+        v = torch.empty(TILE * TILE, (i1 - i0) * per, c)
+        for k, i in enumerate(range(i0, i1)):
+            transform(images[i], 0, th, tw, one)
+            v[:, k * per : (k + 1) * per] = torch.from_numpy(one)
+        yield i0, i1, v
 
 
 def use_torch_threads() -> None:
@@ -198,9 +222,9 @@ def conv_transpose4x4s2(x: Tensor, u: Tensor, bias: Tensor | None, relu: bool) -
     out = torch.empty(n, cout, 2 * h, 2 * w, dtype=x.dtype, memory_format=torch.channels_last)  # not a view
     outs = out.permute(0, 2, 3, 1).numpy()
     b = _EMPTY1 if bias is None else bias.detach().contiguous().numpy()
+    use_torch_threads()
     v = torch.empty(len(PHASES) * 25, rows * tw, c, dtype=x.dtype)
     vs = v.numpy()
-    use_torch_threads()
     for i in range(n):
         for r0 in range(0, th, rows):
             r1 = min(th, r0 + rows)

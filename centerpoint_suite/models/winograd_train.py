@@ -39,9 +39,10 @@ _GG = torch.from_numpy(np.kron(np.array(winograd._G), np.array(winograd._G)).ast
 #: Cin x tiles x Cout), kept to a few tens of MB of transformed tiles
 GRAD_BLOCK_TILES = 1024
 #: the smallest map trained this way (forward + both gradients against oneDNN's, batch 4, per-step
-#: weight transforms included; benchmarks/bench_winograd_train.py): 256 -> 64 channels on 128x128
-#: 1.93x, 64 on 128x128 1.45x, 128 on 64x64 2.03x, 256 on 32x32 1.81x, 512 on 16x16 1.06x (noise)
-MIN_SIDE_TRAIN = 32
+#: weight transforms included; benchmarks/bench_winograd_train.py, two runs): 256 -> 64 channels on
+#: 128x128 1.92-2.06x, 64 on 128x128 1.50-1.51x, 128 on 64x64 1.68-2.05x, 256 on 32x32 1.74-1.86x,
+#: 512 on 16x16 1.13-1.35x (its batch's tiles in one product: 0.89-1.07x one image at a time)
+MIN_SIDE_TRAIN = 16
 
 
 def transform_weight_f32(weight: Tensor, flip: bool = False) -> Tensor:
@@ -73,6 +74,11 @@ def weight_grad(x: Tensor, grad: Tensor) -> Tensor:
     m = torch.empty(36, rows * tw, cout)
     du = torch.zeros(36, cin, cout)
     winograd.use_torch_threads()
+    if n > 1 and 2 * th * tw <= winograd.BLOCK_TILES:  # small maps: several images per product
+        grads = winograd.image_groups(gs, th, tw, kernels.grad_tiles)
+        for (_, _, vg), (_, _, mg) in zip(winograd.image_groups(xs, th, tw, kernels.input_tiles), grads):
+            du.baddbmm_(vg.transpose(1, 2), mg)
+        n = 0
     for i in range(n):
         for r0 in range(0, th, rows):
             r1 = min(th, r0 + rows)

@@ -113,7 +113,9 @@ def test_enable_keeps_parameters_and_counts_the_layers():
     assert list(net.state_dict()) == keys
     assert winograd_train.enable(net) == 0  # already switched
     small = next(m for m in eligible if m.in_channels == 512)
-    assert not winograd_train.takes_winograd(small, torch.randn(1, 512, 16, 16))  # below MIN_SIDE_TRAIN
+    side = winograd_train.MIN_SIDE_TRAIN
+    assert winograd_train.takes_winograd(small, torch.randn(1, 512, side, side))
+    assert not winograd_train.takes_winograd(small, torch.randn(1, 512, side - 1, side))
     assert winograd_train.takes_winograd(eligible[0], torch.randn(1, eligible[0].in_channels, 32, 32))
     assert not winograd_train.takes_winograd(eligible[0], torch.randn(1, eligible[0].in_channels, 32, 32).double())
     first = transposed[0]
