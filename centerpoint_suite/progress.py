@@ -19,12 +19,23 @@ from tqdm import tqdm
 T = TypeVar("T")
 
 
+class _Bar(tqdm):
+    """tqdm whose close does not print a final line that the bar has just printed: in a log, a
+    bar whose last item came after the 30 s interval printed it, and tqdm printed it again."""
+
+    def close(self) -> None:
+        shown = getattr(self, "last_print_n", None) == self.n
+        if shown and not self.disable and not self.fp.isatty():
+            self.display = lambda *args, **kwargs: True  # close still ends the line
+        super().close()
+
+
 class Progress(Iterable[T]):
     """``for item in Progress(items, "desc")``; ``set_postfix("loss 0.1")`` adds text to the bar."""
 
     def __init__(self, items: Iterable[T], desc: str, total: int | None = None, enabled: bool = True) -> None:
         tty = sys.stderr.isatty()
-        self._bar = tqdm(
+        self._bar = _Bar(
             items,
             desc=desc,
             total=total,

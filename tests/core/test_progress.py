@@ -102,3 +102,25 @@ def test_log_lines_show_the_count_of_their_time(monkeypatch):
         n, minutes, seconds = map(int, re.search(r"(\d+)it \[(\d+):(\d+)", line).groups())  # "3it [00:36, ..."
         if n:
             assert (minutes * 60 + seconds) / n == pytest.approx(12.0, abs=1.0), line
+
+
+@pytest.mark.parametrize("last_gap", [31.0, 1.0])
+def test_a_log_gets_the_final_line_once(monkeypatch, last_gap):
+    # 4 items; the last comes 31 s after the previous line (so the bar prints it) or 1 s after
+    clock = FakeClock()
+    monkeypatch.setattr(tqdm.std, "time", clock)
+    stream = io.StringIO()
+    monkeypatch.setattr(progress.sys, "stderr", stream)
+
+    def items():
+        for i, gap in enumerate([1.0, 1.0, 1.0, last_gap]):
+            clock.now += gap
+            yield i
+
+    bar = Progress(items(), "epoch 1/1", total=4)
+    for _ in bar:
+        bar.set_postfix("loss 0.5")
+    lines = [line for line in re.split(r"[\r\n]", stream.getvalue()) if line]
+    finals = [line for line in lines if "4/4" in line]
+    assert len(finals) == 1, stream.getvalue()
+    assert "loss 0.5" in finals[0] and stream.getvalue().endswith("\n")
