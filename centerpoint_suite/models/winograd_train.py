@@ -89,24 +89,31 @@ def weight_grad(x: Tensor, grad: Tensor) -> Tensor:
     return (_GG.t() @ du.reshape(36, cin * cout)).reshape(3, 3, cin, cout).permute(3, 2, 0, 1)
 
 
-class _Conv3x3(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+def _conv_function(name: str, forward, input_grad, weight_grad_of) -> type[torch.autograd.Function]:
+    """A differentiable convolution from its three passes: ``forward(x, weight, bias)``,
+    ``input_grad(grad, weight)`` and ``weight_grad_of(x, grad)``; the bias gradient sums ``grad``."""
+
+    def fwd(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return winograd.conv3x3(x, transform_weight_f32(weight), bias, relu=False)
+        return forward(x, weight, bias)
 
-    @staticmethod
-    def backward(ctx, grad: Tensor):
+    def bwd(ctx, grad: Tensor):
         x, weight = ctx.saved_tensors
-        gx = gw = gb = None
-        if ctx.needs_input_grad[0]:
-            gx = winograd.conv3x3(grad, transform_weight_f32(weight, flip=True), None, relu=False)
-        if ctx.needs_input_grad[1]:
-            gw = weight_grad(x, grad).contiguous()
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = grad.sum((0, 2, 3))
+        gx = input_grad(grad, weight) if ctx.needs_input_grad[0] else None
+        gw = weight_grad_of(x, grad) if ctx.needs_input_grad[1] else None
+        gb = grad.sum((0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return gx, gw, gb
+
+    return type(name, (torch.autograd.Function,), {"forward": staticmethod(fwd), "backward": staticmethod(bwd)})
+
+
+_Conv3x3 = _conv_function(
+    "_Conv3x3",
+    lambda x, weight, bias: winograd.conv3x3(x, transform_weight_f32(weight), bias, relu=False),
+    lambda grad, weight: winograd.conv3x3(grad, transform_weight_f32(weight, flip=True), None, relu=False),
+    lambda x, grad: weight_grad(x, grad).contiguous(),
+)
 
 
 def conv3x3(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -274,24 +281,12 @@ def transposed_weight_grad(x: Tensor, grad: Tensor) -> Tensor:
     return dw
 
 
-class _ConvTranspose4x4s2(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        return winograd.conv_transpose4x4s2(x, transform_transposed_weight_f32(weight), bias, relu=False)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        x, weight = ctx.saved_tensors
-        gx = gw = gb = None
-        if ctx.needs_input_grad[0]:
-            gx = transposed_input_grad(grad, weight)
-        if ctx.needs_input_grad[1]:
-            gw = transposed_weight_grad(x, grad)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = grad.sum((0, 2, 3))
-        return gx, gw, gb
+_ConvTranspose4x4s2 = _conv_function(
+    "_ConvTranspose4x4s2",
+    lambda x, weight, bias: winograd.conv_transpose4x4s2(x, transform_transposed_weight_f32(weight), bias, relu=False),
+    transposed_input_grad,
+    transposed_weight_grad,
+)
 
 
 def conv_transpose4x4s2(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
