@@ -45,10 +45,12 @@ def _timed(fn: Callable[[], object]) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def interleaved_ms(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Median wall ms of each function, timed alternately (the machine's speed drifts), after one warm-up."""
-    for f in fns.values():
-        f()
+def interleaved_ms(fns: dict[str, Callable[[], object]], repeat: int, warmup: int = 1) -> dict[str, float]:
+    """Median wall ms of each function, timed alternately (the machine's speed drifts), after
+    ``warmup`` calls of each."""
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
         for k, f in fns.items():
@@ -151,6 +153,12 @@ def box_batch(batch: int, hw: tuple[int, int], objects: int = 8, seed: int = 0) 
     }
 
 
+#: untimed training steps of each side before the timed ones: the first steps of a process fault
+#: in their memory (res18 512 batch 4: ours 261k, 127k, 29k page faults in steps 1-3, the
+#: baseline 348k, 119k in steps 1-2, then none), which a training run pays once
+TRAIN_WARMUP = 3
+
+
 def train_row(arch: str, batch: int, repeat: int) -> tuple[str, float, float]:
     """``training step <arch> 512 batch <batch>``: forward + loss + backward + Adam, (name, ours, baseline).
 
@@ -191,7 +199,7 @@ def train_row(arch: str, batch: int, repeat: int) -> tuple[str, float, float]:
         loss.backward()
         opt.step()
 
-    ms = interleaved_ms({"base": baseline, "ours": ours}, repeat)
+    ms = interleaved_ms({"base": baseline, "ours": ours}, repeat, warmup=TRAIN_WARMUP)
     return f"training step {arch} {SIZE} batch {batch} (fwd + loss + bwd + Adam)", ms["ours"], ms["base"]
 
 
@@ -212,5 +220,5 @@ def network_rows(
     for arch in archs:
         rows.append(forward_row(arch, repeat, echo, mm))
     if "res18" in archs:
-        rows.append(train_row("res18", 4, max(2, repeat // 2)))
+        rows.append(train_row("res18", 4, max(3, repeat // 2)))
     return rows
