@@ -34,6 +34,8 @@ def _element(x, e, l1pe, t, ignored, log_eps, alpha, beta):
     """(focal term, its derivative by the logit x) of one cell, given e = exp(-|x|) and
     l1pe = log1p(e); float32 as ``focal_terms``. alpha = 2, beta = 4 (CenterNet's) as products,
     other exponents by ``pow``."""
+    if x != x:  # NaN: a NaN term and gradient, so the loss shows it (the clamps below would hide it)
+        return x, x
     one = np.float32(1)
     r = one / (one + e)
     s = r if x >= 0 else e * r  # sigmoid(x)

@@ -110,3 +110,20 @@ def test_other_dtypes_keep_the_formula():
     assert not losses._kernel_path_ok(logits, target, None)
     assert not losses._kernel_path_ok(logits.float(), target, None)  # float64 targets: formula path
     assert losses._kernel_path_ok(logits.float(), target.float(), None)
+
+
+def test_a_nan_logit_gives_a_nan_loss_and_infinities_match_the_formula(monkeypatch):
+    x, t, _ = random_case(3, shape=(2, 3, 5, 6))
+    for bad, finite in ((np.nan, False), (np.inf, True), (-np.inf, True)):
+        x[1, 2, 3, 4] = bad
+        results = []
+        for kernel in (True, False):
+            monkeypatch.setattr(losses, "FOCAL_KERNEL", kernel)
+            a = torch.from_numpy(x.copy()).requires_grad_()
+            loss = focal_loss(a, torch.from_numpy(t))
+            loss.backward()
+            results.append((loss.detach(), a.grad))
+        (lk, gk), (lt, gt) = results
+        assert bool(torch.isfinite(lk)) is finite
+        assert torch.allclose(lk, lt, rtol=1e-6, equal_nan=True)
+        assert torch.allclose(gk, gt, rtol=1e-5, atol=1e-9, equal_nan=True)
