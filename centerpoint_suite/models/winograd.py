@@ -155,9 +155,19 @@ def image_groups(images: np.ndarray, th: int, tw: int, transform):
 
 
 def use_torch_threads() -> None:
-    """numba's parallel kernels on as many threads as torch's (the trainer's thread plan)."""
-    want = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    if numba.get_num_threads() != want:
+    """numba's parallel kernels on as many threads as torch's (the trainer's thread plan), and
+    torch's left as they were.
+
+    numba's first call starts its OpenMP thread pool, which sets the OpenMP thread count that
+    torch reads to all of numba's threads (the cores): a process planned with 1 intra-op thread
+    then ran torch on 2 from its first numba kernel on, and a resumed run, whose first step ran
+    on 1 before that happened, lost its bitwise equality with the run left alone."""
+    torch_threads = torch.get_num_threads()
+    numba_threads = numba.get_num_threads()  # starts numba's pool on first use
+    if torch.get_num_threads() != torch_threads:
+        torch.set_num_threads(torch_threads)
+    want = max(1, min(torch_threads, numba.config.NUMBA_NUM_THREADS))
+    if numba_threads != want:
         numba.set_num_threads(want)
 
 

@@ -284,3 +284,25 @@ def test_fused_transposed_conv_takes_the_winograd_path_on_wide_maps():
     with torch.no_grad():
         ref = F.relu(deconv(x))
     torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+
+
+def test_numba_kernels_leave_the_processs_torch_threads_alone():
+    # numba starts its thread pool once per process, so a fresh interpreter: torch planned with
+    # 1 intra-op thread keeps 1 through a Winograd convolution and the focal-loss kernel, and
+    # numba follows it (its pool's start had set the OpenMP count torch reads to the cores)
+    import subprocess
+    import sys
+
+    code = """
+import numba, torch
+torch.set_num_threads(1)
+from centerpoint_suite.losses import focal_loss
+from centerpoint_suite.models import winograd
+x = torch.randn(1, 64, 16, 16, requires_grad=True)
+y = winograd.conv3x3(x.detach(), winograd.transform_weight(torch.randn(64, 64, 3, 3)), None, False)
+focal_loss(x, torch.rand(1, 64, 16, 16)).backward()
+print(torch.get_num_threads(), numba.get_num_threads(), y.shape[1])
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ["1", "1", "64"]
