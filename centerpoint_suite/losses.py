@@ -97,6 +97,24 @@ def _focal_kernel(
     return torch.tensor(total[0], dtype=torch.float32), torch.tensor(total[1], dtype=torch.float32), grad
 
 
+def _focal_formula(
+    logits: Tensor, target: Tensor, ignore: Tensor | None, alpha: float, beta: float, need_grad: bool
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``_focal_kernel``'s result by autograd of ``focal_terms``, chunk by chunk of the batch."""
+    grad = torch.empty_like(logits) if need_grad else None
+    total = logits.new_zeros((), dtype=torch.float32)
+    count = logits.new_zeros((), dtype=torch.float32)
+    for a, b in _chunks(logits.shape):
+        x = logits[a:b].detach().requires_grad_(need_grad)
+        with torch.enable_grad():
+            s, n = focal_terms(x, target[a:b], None if ignore is None else ignore[a:b], alpha, beta)
+        if need_grad:
+            (grad[a:b],) = torch.autograd.grad(s, x)
+        total += s.detach()
+        count += n
+    return total, count, grad
+
+
 class _FocalSum(torch.autograd.Function):
     """``focal_terms`` over the batch with its gradient computed in the forward pass into one
     map, so backward is a single multiply: on CPU float32 by ``focal_kernel`` (one pass; 4x the
@@ -106,23 +124,8 @@ class _FocalSum(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits, target, ignore, alpha, beta):  # type: ignore[override]
-        need_grad = ctx.needs_input_grad[0]
-        if _kernel_path_ok(logits, target, ignore):
-            total, count, grad = _focal_kernel(logits, target, ignore, alpha, beta, need_grad)
-            ctx.save_for_backward(grad)
-            ctx.mark_non_differentiable(count)
-            return total, count
-        grad = torch.empty_like(logits) if need_grad else None
-        total = logits.new_zeros((), dtype=torch.float32)
-        count = logits.new_zeros((), dtype=torch.float32)
-        for a, b in _chunks(logits.shape):
-            x = logits[a:b].detach().requires_grad_(need_grad)
-            with torch.enable_grad():
-                s, n = focal_terms(x, target[a:b], None if ignore is None else ignore[a:b], alpha, beta)
-            if need_grad:
-                (grad[a:b],) = torch.autograd.grad(s, x)
-            total += s.detach()
-            count += n
+        path = _focal_kernel if _kernel_path_ok(logits, target, ignore) else _focal_formula
+        total, count, grad = path(logits, target, ignore, alpha, beta, ctx.needs_input_grad[0])
         ctx.save_for_backward(grad)
         ctx.mark_non_differentiable(count)
         return total, count
