@@ -59,10 +59,12 @@ def transform_weight_f32(weight: Tensor, flip: bool = False) -> Tensor:
     return (_GG @ w.permute(2, 3, 1, 0).reshape(9, cin * cout)).reshape(36, cin, cout)
 
 
-def weight_grad(x: Tensor, grad: Tensor) -> Tensor:
+def weight_grad(x: Tensor, grad: Tensor, like: Tensor | None = None) -> Tensor:
     """d loss / d w of ``conv2d(x, w, padding=1)`` for a 3x3 ``w``, given the output gradient ``grad``.
 
-    x: (N, Cin, H, W), grad: (N, Cout, H, W), any memory format; returns (Cout, Cin, 3, 3).
+    x: (N, Cin, H, W), grad: (N, Cout, H, W), any memory format; returns (Cout, Cin, 3, 3) in the
+    memory format of ``like`` (the weight: its gradient is then stored as computed, where another
+    layout costs autograd a copy of it per step), contiguous without.
     """
     n, cin, h, w = x.shape
     cout = grad.shape[1]
@@ -70,28 +72,42 @@ def weight_grad(x: Tensor, grad: Tensor) -> Tensor:
     rows = max(1, GRAD_BLOCK_TILES // tw)
     xs = x.detach().permute(0, 2, 3, 1).contiguous().numpy()
     gs = grad.detach().permute(0, 2, 3, 1).contiguous().numpy()
-    v = torch.empty(36, rows * tw, cin)
-    m = torch.empty(36, rows * tw, cout)
-    du = torch.zeros(36, cin, cout)
+    du = torch.empty(36, cout, cin)  # dU transposed: (Cout, Cin) per point, so that dw comes out Cin-minor
+    first = True
+
+    def accumulate(v: Tensor, m: Tensor) -> None:
+        nonlocal first
+        if first:  # the first block's product is written, not added to zeros
+            torch.bmm(m.transpose(1, 2), v, out=du)
+            first = False
+        else:
+            du.baddbmm_(m.transpose(1, 2), v)
+
     winograd.use_torch_threads()
     if n > 1 and 2 * th * tw <= winograd.BLOCK_TILES:  # small maps: several images per product
         grads = winograd.image_groups(gs, th, tw, kernels.grad_tiles)
         for (_, _, vg), (_, _, mg) in zip(winograd.image_groups(xs, th, tw, kernels.input_tiles), grads):
-            du.baddbmm_(vg.transpose(1, 2), mg)
+            accumulate(vg, mg)
         n = 0
+    v = torch.empty(36, rows * tw, cin) if n else None
+    m = torch.empty(36, rows * tw, cout) if n else None
     for i in range(n):
         for r0 in range(0, th, rows):
             r1 = min(th, r0 + rows)
             t = (r1 - r0) * tw
             kernels.input_tiles(xs[i], r0, r1, tw, v.numpy())
             kernels.grad_tiles(gs[i], r0, r1, tw, m.numpy())
-            du.baddbmm_(v[:, :t].transpose(1, 2), m[:, :t])
-    return (_GG.t() @ du.reshape(36, cin * cout)).reshape(3, 3, cin, cout).permute(3, 2, 0, 1)
+            accumulate(v[:, :t], m[:, :t])
+    taps = (_GG.t() @ du.reshape(36, cout * cin)).reshape(3, 3, cout, cin)
+    if like is not None and like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last):
+        return taps.permute(2, 0, 1, 3).contiguous().permute(0, 3, 1, 2)  # (Cout, 3, 3, Cin) in memory
+    return taps.permute(2, 3, 0, 1).contiguous()
 
 
 def _conv_function(name: str, forward, input_grad, weight_grad_of) -> type[torch.autograd.Function]:
     """A differentiable convolution from its three passes: ``forward(x, weight, bias)``,
-    ``input_grad(grad, weight)`` and ``weight_grad_of(x, grad)``; the bias gradient sums ``grad``."""
+    ``input_grad(grad, weight)`` and ``weight_grad_of(x, grad, weight)`` (the weight for its
+    gradient's memory format); the bias gradient sums ``grad``."""
 
     def fwd(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         ctx.save_for_backward(x, weight)
@@ -101,7 +117,7 @@ def _conv_function(name: str, forward, input_grad, weight_grad_of) -> type[torch
     def bwd(ctx, grad: Tensor):
         x, weight = ctx.saved_tensors
         gx = input_grad(grad, weight) if ctx.needs_input_grad[0] else None
-        gw = weight_grad_of(x, grad) if ctx.needs_input_grad[1] else None
+        gw = weight_grad_of(x, grad, weight) if ctx.needs_input_grad[1] else None
         gb = grad.sum((0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return gx, gw, gb
 
@@ -112,7 +128,7 @@ _Conv3x3 = _conv_function(
     "_Conv3x3",
     lambda x, weight, bias: winograd.conv3x3(x, transform_weight_f32(weight), bias, relu=False),
     lambda grad, weight: winograd.conv3x3(grad, transform_weight_f32(weight, flip=True), None, relu=False),
-    lambda x, grad: weight_grad(x, grad).contiguous(),
+    weight_grad,
 )
 
 
@@ -251,9 +267,9 @@ def transposed_input_grad(grad: Tensor, weight: Tensor) -> Tensor:
     return out
 
 
-def transposed_weight_grad(x: Tensor, grad: Tensor) -> Tensor:
+def transposed_weight_grad(x: Tensor, grad: Tensor, like: Tensor | None = None) -> Tensor:
     """d loss / d weight of ``conv_transpose2d(x, weight, stride=2, padding=1)`` (4x4), given the
-    output gradient; returns (Cin, Cout, 4, 4)."""
+    output gradient; returns (Cin, Cout, 4, 4) contiguous (``like``: unused, the factory's signature)."""
     n, cin, h, w = x.shape
     cout = grad.shape[1]
     th, tw = math.ceil(h / winograd.M_OUT), math.ceil(w / winograd.M_OUT)
@@ -262,7 +278,7 @@ def transposed_weight_grad(x: Tensor, grad: Tensor) -> Tensor:
     gs = grad.detach().permute(0, 2, 3, 1).contiguous().numpy()
     v = torch.empty(100, rows * tw, cin)
     m = torch.empty(100, rows * tw, cout)
-    du = torch.zeros(100, cin, cout)
+    du = torch.empty(100, cin, cout)
     winograd.use_torch_threads()
     for i in range(n):
         for r0 in range(0, th, rows):
@@ -270,7 +286,10 @@ def transposed_weight_grad(x: Tensor, grad: Tensor) -> Tensor:
             t = (r1 - r0) * tw
             kernels.phase_input_tiles(xs[i], r0, r1, tw, v.numpy())
             kernels.phase_grad_tiles(gs[i], r0, r1, tw, m.numpy())
-            du.baddbmm_(v[:, :t].transpose(1, 2), m[:, :t])
+            if i == 0 and r0 == 0:  # the first block's product is written, not added to zeros
+                torch.bmm(v[:, :t].transpose(1, 2), m[:, :t], out=du)
+            else:
+                du.baddbmm_(v[:, :t].transpose(1, 2), m[:, :t])
     dw = torch.empty(cin, cout, 4, 4)
     for ph, (py, px) in enumerate(winograd.PHASES):
         taps = (_GG2.t() @ du[25 * ph : 25 * ph + 25].reshape(25, cin * cout)).reshape(2, 2, cin, cout)

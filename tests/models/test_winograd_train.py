@@ -8,6 +8,7 @@ import copy
 import math
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
@@ -87,6 +88,25 @@ def test_weight_transforms_match_the_float64_transform():
     assert torch.allclose(
         winograd_train.transform_weight_f32(weight, flip=True), winograd.transform_weight(flipped), atol=1e-5
     )
+
+
+@pytest.mark.parametrize("blocks", [False, True])
+def test_weight_gradient_comes_out_in_the_weights_memory_format(monkeypatch, blocks):
+    """The weight gradient is returned in the weight's memory format (autograd would copy it
+    otherwise), equal in both, and right in one product or accumulated over several blocks."""
+    if blocks:  # several images and several row blocks per image: the first product written, the rest added
+        monkeypatch.setattr(winograd, "BLOCK_TILES", 8)
+        monkeypatch.setattr(winograd_train, "GRAD_BLOCK_TILES", 8)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 5, 18, 13, generator=gen)
+    grad = torch.randn(2, 7, 18, 13, generator=gen)
+    weight = torch.randn(7, 5, 3, 3, generator=gen)
+    want = torch.nn.grad.conv2d_weight(x.double(), weight.shape, grad.double(), padding=1)
+    plain = winograd_train.weight_grad(x, grad)
+    cl = winograd_train.weight_grad(x, grad, like=weight.contiguous(memory_format=torch.channels_last))
+    assert plain.is_contiguous() and cl.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(plain, cl)
+    assert _rel(plain, want) < 3e-5
 
 
 def _res18(seed: int = 0) -> nn.Module:
