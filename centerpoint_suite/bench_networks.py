@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .heatmap import splat_gaussians
-from .models import build_network, winograd_train
+from .models import bn_relu, build_network, winograd_train
 from .models.dcn import set_deform_impl
 from .models.optimize import make_optimizer, prepare_for_inference, train_channels_last
 
@@ -183,6 +183,7 @@ def train_row(arch: str, batch: int, repeat: int) -> tuple[str, float, float]:
     fmt = torch.channels_last if train_channels_last(True, x.device) else torch.contiguous_format
     net.to(memory_format=fmt)
     winograd_train.enable(net)  # as the trainer does on CPU (model.winograd)
+    bn_relu.enable(net)  # and model.bn_relu_kernel
     model = LossModel(net, task)
     opt = make_optimizer(model.parameters(), lr=1e-5)
     x_cl = x.contiguous(memory_format=fmt)

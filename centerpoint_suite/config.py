@@ -54,7 +54,9 @@ class ModelConfig:
     them (small per-process batches; a multi-process run then equals the 1-process run).
     sync_bn: batch-norm statistics over all processes of a distributed GPU run (SyncBatchNorm).
     winograd: on CPU, train 3x3 stride-1 convolutions of 64+ channels on maps of 16x16 or more
-    as Winograd F(4x4, 3x3) (forward and both gradients; ``models/winograd_train.py``)."""
+    as Winograd F(4x4, 3x3) (forward and both gradients; ``models/winograd_train.py``).
+    bn_relu_kernel: on CPU, train each batch norm that a ReLU directly follows as one layer of
+    numba kernels (float64 sums, fewer passes over the map; ``models/bn_relu.py``)."""
 
     arch: str = "small"
     head_conv: int | None = None
@@ -64,6 +66,7 @@ class ModelConfig:
     frozen_bn: bool = False
     sync_bn: bool = False
     winograd: bool = True
+    bn_relu_kernel: bool = True
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from .errors import TrainingError, UserError
 from .image_cache import CachedImages
 from .loading import set_up_training_process, train_loader
 from .loss_model import LossModel, freeze_batchnorm
-from .models import winograd_train
+from .models import bn_relu, winograd_train
 from .models.optimize import make_optimizer, train_channels_last
 from .progress import Progress
 from .runlog import Hook, RunLog
@@ -121,6 +121,8 @@ class Trainer:
             net.to(memory_format=torch.channels_last)
         if exp.model.winograd and self.device.type == "cpu":
             winograd_train.enable(net)
+        if exp.model.bn_relu_kernel and self.device.type == "cpu":
+            bn_relu.enable(net)
         self.net = net
         self.ema = WeightAverage(net, exp.train.ema_decay) if exp.train.ema_decay > 0 else None
         self.loss_model = LossModel(net, exp.task, exp.train.amp and self.device.type == "cuda")

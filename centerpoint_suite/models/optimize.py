@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet as tv_resnet
 
-from . import dla, hourglass, winograd, winograd_train
+from . import bn_relu, dla, hourglass, winograd, winograd_train
 from .dcn import ModulatedDeformConv
 from .resnet import ResNetBody
 
@@ -306,6 +306,7 @@ def prepare_for_inference(net: nn.Module, channels_last: bool | None = None) -> 
     was_training = net.training
     out = copy.deepcopy(net.eval())
     net.train(was_training)
+    bn_relu.disable(out)  # the plain structure the patterns below read
     out = _convert(out).eval()
     out.requires_grad_(False)
     device = next(out.parameters()).device
