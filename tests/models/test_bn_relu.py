@@ -55,6 +55,14 @@ def _layers(c: int, seed: int) -> nn.BatchNorm2d:
     seed=st.integers(0, 999),
 )
 def test_kernels_equal_twin_and_float64_autograd(n, c, h, w, channels_last, seed):
+    bn_relu.MIN_VALUES, saved = 1, bn_relu.MIN_VALUES  # these small maps through the kernels
+    try:
+        _check_against_twin_and_autograd(n, c, h, w, channels_last, seed)
+    finally:
+        bn_relu.MIN_VALUES = saved
+
+
+def _check_against_twin_and_autograd(n, c, h, w, channels_last, seed):
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     bn = _layers(c, seed)
     fused, ref = bn_relu.BatchNormReLU2d(c), nn.Sequential(copy.deepcopy(bn), nn.ReLU()).double()
@@ -84,7 +92,8 @@ def test_kernels_equal_twin_and_float64_autograd(n, c, h, w, channels_last, seed
     assert torch.allclose(fused.running_var.double(), ref[0].running_var, rtol=1e-5, atol=1e-6)
 
 
-def test_momentum_none_is_the_cumulative_average():
+def test_momentum_none_is_the_cumulative_average(monkeypatch):
+    monkeypatch.setattr(bn_relu, "MIN_VALUES", 1)
     bn = _layers(4, 0)
     bn.momentum = None
     fused = copy.deepcopy(bn)
@@ -99,7 +108,8 @@ def test_momentum_none_is_the_cumulative_average():
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_same_bits_on_any_thread_count(channels_last):
+def test_same_bits_on_any_thread_count(monkeypatch, channels_last):
+    monkeypatch.setattr(bn_relu, "MIN_VALUES", 1)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = (torch.randn(2, 24, 33, 31) * 3).contiguous(memory_format=fmt)
     dy = torch.randn(2, 24, 33, 31)
@@ -131,6 +141,9 @@ def test_eval_and_untaken_calls_still_apply_the_relu():
     layer.eval(), ref.eval()
     assert torch.allclose(layer(x), ref(x), atol=1e-6)
     layer.train(), ref.train()
+    assert not bn_relu.kernel_path_ok(layer, x)  # 32 values per channel: torch's two modules
+    assert bn_relu.kernel_path_ok(layer, torch.randn(1, 3, 64, 64)) and not bn_relu.kernel_path_ok(layer, x.double())
+    assert torch.allclose(layer(x), ref(x), atol=1e-5)
     assert torch.allclose(layer(x[:, :, :, ::2]), ref(x[:, :, :, ::2]), atol=1e-5)  # strided: torch's path
 
 
