@@ -338,9 +338,11 @@ def takes_winograd_transposed(conv: nn.ConvTranspose2d, x: Tensor) -> bool:
 
 
 #: the smallest input map of a transposed convolution trained this way (all three passes against
-#: oneDNN's, batch 4, bench_winograd_train.py): 256 -> 256 from 64x64 1.70x, from 32x32 1.06x,
-#: 512 -> 256 from 16x16 0.50x
-MIN_SIDE_TRAIN_TRANSPOSED = 64
+#: oneDNN's, batch 4, bench_winograd_train.py): 256 -> 256 from 64x64 1.70x (AMD) / 2.08x (Intel),
+#: from 32x32 1.06x / 0.97-1.44x (oneDNN's weight gradient there varies: 83 ms against Winograd's
+#: 31 in the 1.44x run), 512 -> 256 from 16x16 0.50x / 0.56x. Taken from 32x32: the res18 512
+#: batch 4 training step ran 1667 ms against 1733 ms from 64x64 (8 interleaved pairs, Intel)
+MIN_SIDE_TRAIN_TRANSPOSED = 32
 
 
 def _transposed_shape_ok(conv: nn.ConvTranspose2d) -> bool:
