@@ -218,30 +218,40 @@ def _shape_ok(conv: nn.Conv2d) -> bool:
 _GG2 = torch.from_numpy(np.kron(np.array(winograd._G2), np.array(winograd._G2)).astype(np.float32))
 
 
-def _phase_taps(weight: Tensor, py: int, px: int) -> Tensor:
-    """(Cin, Cout, 4, 4) -> the phase's (Cin, Cout, 2, 2) taps."""
-    ty, tx = winograd._PHASE_TAPS[py], winograd._PHASE_TAPS[px]
-    return weight[:, :, list(ty)][:, :, :, list(tx)]
+def _phase_matrix(flip: bool) -> Tensor:
+    """(4 * 25, 16): row ph*25 + p*5 + q, column ky*4 + kx: ``_GG2`` of phase ph (``winograd.PHASES``
+    order) placed at the columns of that phase's taps (``winograd._PHASE_TAPS``; reversed with
+    ``flip``), so one product transforms the four phases' 2x2 kernels of a 4x4 weight."""
+    out = torch.zeros(4, 25, 4, 4)
+    for ph, (py, px) in enumerate(winograd.PHASES):
+        ty, tx = winograd._PHASE_TAPS[py], winograd._PHASE_TAPS[px]
+        if flip:
+            ty, tx = ty[::-1], tx[::-1]
+        for a in range(2):
+            for b in range(2):
+                out[ph, :, ty[a], tx[b]] = _GG2[:, a * 2 + b]
+    return out.reshape(100, 16)
+
+
+_PHASES_GG2 = _phase_matrix(False)
+#: the same for the input gradient, flipped, rows in point-major order (p*5 + q)*4 + ph: the
+#: product's (100, Cout Cin) rows are then the (25, 4 Cout, Cin) stack as it is (no copy)
+_POINTS_GG2_FLIPPED = _phase_matrix(True).reshape(4, 25, 16).transpose(0, 1).reshape(100, 16).contiguous()
 
 
 def transform_transposed_weight_f32(weight: Tensor) -> Tensor:
-    """``winograd.transform_transposed_weight`` in float32 products: (100, Cin, Cout)."""
+    """``winograd.transform_transposed_weight`` in one float32 product: (100, Cin, Cout)."""
     cin, cout = weight.shape[:2]
-    w = weight.detach()
-    parts = [_GG2 @ _phase_taps(w, py, px).permute(2, 3, 0, 1).reshape(4, cin * cout) for py, px in winograd.PHASES]
-    return torch.cat(parts).reshape(100, cin, cout)
+    flat = weight.detach().permute(2, 3, 0, 1).reshape(16, cin * cout)
+    return (_PHASES_GG2 @ flat).reshape(100, cin, cout)
 
 
 def transform_transposed_weight_for_input_grad(weight: Tensor) -> Tensor:
     """(Cin, Cout, 4, 4) -> (25, 4 Cout, Cin): each phase's taps reversed, its channel axes
     swapped, transformed, and the phases stacked along the rows (``phase_grad_input_tiles``' order)."""
     cin, cout = weight.shape[:2]
-    w = weight.detach()
-    parts = [
-        (_GG2 @ _phase_taps(w, py, px).flip(-1, -2).permute(2, 3, 1, 0).reshape(4, cout * cin)).reshape(25, cout, cin)
-        for py, px in winograd.PHASES
-    ]
-    return torch.cat(parts, dim=1)
+    flat = weight.detach().permute(2, 3, 1, 0).reshape(16, cout * cin)
+    return (_POINTS_GG2_FLIPPED @ flat).reshape(25, 4 * cout, cin)
 
 
 def transposed_input_grad(grad: Tensor, weight: Tensor) -> Tensor:
