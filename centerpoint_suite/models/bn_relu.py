@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 from torchvision.models import resnet as tv_resnet
 
 from . import winograd
@@ -203,6 +204,7 @@ class _BatchNormReLU(torch.autograd.Function):
         return y
 
     @staticmethod
+    @once_differentiable  # no graph through the kernels: a second derivative is an error, never a wrong value
     def backward(ctx, dy):
         (x,) = ctx.saved_tensors
         a, b, mean, istd, rows = ctx.stats

@@ -181,3 +181,14 @@ def test_enable_and_disable_on_a_network():
     assert bn_relu.disable(net) == 12
     assert not any(type(m) in (bn_relu.BatchNormReLU2d, bn_relu.FusedReLU) for m in net.modules())
     assert [type(m) for m in net.modules()] == [type(m) for m in plain.modules()]
+
+
+def test_second_derivative_is_refused_clearly(monkeypatch):
+    monkeypatch.setattr(bn_relu, "MIN_VALUES", 1)
+    layer = _layers(3, 4)
+    layer.__class__ = bn_relu.BatchNormReLU2d
+    x = torch.randn(2, 3, 5, 5, requires_grad=True)
+    (g,) = torch.autograd.grad(layer(x).sum(), x, create_graph=True)
+    assert not g.requires_grad  # no graph through the kernels: a second derivative is an error, not a wrong number
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(g.sum(), x)
