@@ -192,3 +192,23 @@ def test_second_derivative_is_refused_clearly(monkeypatch):
     assert not g.requires_grad  # no graph through the kernels: a second derivative is an error, not a wrong number
     with pytest.raises(RuntimeError):
         torch.autograd.grad(g.sum(), x)
+
+
+@pytest.mark.parametrize("arch", ["small", "resdcn18", "dla34"])
+def test_other_networks_train_and_deploy_the_same(arch):
+    """The Sequential pattern in the other networks (DLA's levels and deformable layers, the
+    deformable neck, the small network's conv-BN-ReLU units): same outputs in training, the same
+    inference copy."""
+    torch.manual_seed(0)
+    net = build_network(arch, {"heatmap": 3, "size": 2, "offset": 2}, heatmap_heads=("heatmap",)).train()
+    plain, keys = copy.deepcopy(net), list(net.state_dict())
+    assert bn_relu.enable(net) > 0 and list(net.state_dict()) == keys
+    x = torch.randn(2, 3, 128, 128)
+    y, ref = net(x), plain(x)
+    for k in ref:
+        assert torch.allclose(y[k], ref[k], atol=1e-4, rtol=1e-4), k
+    plain.load_state_dict(net.state_dict())
+    net.eval(), plain.eval()
+    with torch.no_grad():
+        a, b = prepare_for_inference(net)(x), prepare_for_inference(plain)(x)
+    assert all(torch.equal(a[k], b[k]) for k in a)
