@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
 
 import torch
 from torch import nn
 
+from centerpoint_suite.bench_networks import interleaved_ms
 from centerpoint_suite.loading import keep_freed_memory
 from centerpoint_suite.models import bn_relu
 
@@ -71,15 +71,7 @@ def main() -> None:
             "torch": lambda p=plain, x=x, dy=dy: _step(p, x, dy),
             "ours": lambda f=fused, x=x, dy=dy: _step(f, x, dy),
         }
-        for f in fns.values():
-            f()
-        times: dict[str, list[float]] = {k: [] for k in fns}
-        for _ in range(args.repeat):
-            for k, f in fns.items():
-                t0 = time.perf_counter()
-                f()
-                times[k].append(time.perf_counter() - t0)
-        ms = {k: sorted(v)[len(v) // 2] * 1e3 for k, v in times.items()}
+        ms = interleaved_ms(fns, args.repeat)
         print(
             f"{str(shape):>22s} {ms['torch']:9.1f} {ms['ours']:8.1f} {ms['torch'] / ms['ours']:5.2f}x"
             f"  {errs[0][0]:8.1e} / {errs[1][0]:7.1e}  {errs[0][1]:8.1e} / {errs[1][1]:7.1e}"
