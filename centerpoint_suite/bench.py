@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import platform
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 from . import bench_baselines as orig
+from . import bench_networks
 from .geometry import center_scale_affine
 from .heatmap import integer_radius, splat_gaussians
 from .loading import keep_freed_memory
@@ -34,6 +34,9 @@ from .transforms import EvalResize, eval_affine, get_normalization, normalize_ba
 from .types import BatchMeta, OutputGeometry, Sample
 
 Row = tuple[str, float, "float | None"]
+#: the least time each data stage is timed for (``--min-seconds``): a training sample's median over
+#: 10 rounds moved between 2.7x and 3.9x from one run to the next on a 2-core machine
+MIN_STAGE_SECONDS = 3.0
 STAGE_CHOICES = ("data", "networks", "all")
 
 
@@ -49,7 +52,7 @@ class Stage:
     per_call: int = 1
 
 
-def machine_line(repeat: int) -> str:
+def machine_line(repeat: int, min_seconds: float = 0.0) -> str:
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -61,20 +64,17 @@ def machine_line(repeat: int) -> str:
     return (
         f"machine: {cpu} | {os.cpu_count()} cores | torch {torch.__version__} ({torch.get_num_threads()} threads) | "
         f"opencv {cv2.__version__} | interleaved medians of {repeat}"
+        + (f" (data stages: at least {min_seconds:g} s each)" if min_seconds > 0 else "")
     )
 
 
-def interleaved_ms(ours: Callable[[], object], baseline: Callable[[], object], repeat: int) -> tuple[float, float]:
-    """Median milliseconds of ``ours`` and ``baseline``, timed alternately after one warm-up each."""
-    ours()
-    baseline()
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(max(1, repeat)):
-        for fn, out in ((ours, times[0]), (baseline, times[1])):
-            t0 = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t0)
-    return 1000 * float(np.median(times[0])), 1000 * float(np.median(times[1]))
+def interleaved_ms(
+    ours: Callable[[], object], baseline: Callable[[], object], repeat: int, min_seconds: float = 0.0
+) -> tuple[float, float]:
+    """Median milliseconds of ``ours`` and ``baseline``, timed alternately after one warm-up each:
+    ``repeat`` rounds, more until the two have run ``min_seconds`` in all."""
+    ms = bench_networks.interleaved_ms({"ours": ours, "baseline": baseline}, repeat, min_seconds=min_seconds)
+    return ms["ours"], ms["baseline"]
 
 
 def format_row(row: Row) -> str:
@@ -88,15 +88,16 @@ def header() -> str:
     return f"{'stage':76s} {'ours ms':>10s} {'baseline ms':>12s} {'speed-up':>9s}"
 
 
-def run_stage(stage: Stage, repeat: int, strict: bool = True) -> Row:
-    """Check that ours and the baseline agree, then time them (per item). When they differ:
-    RuntimeError naming the stage (``strict``), else the row's name says so."""
+def run_stage(stage: Stage, repeat: int, strict: bool = True, min_seconds: float = 0.0) -> Row:
+    """Check that ours and the baseline agree, then time them (per item; ``repeat`` rounds, more
+    until they have run ``min_seconds`` together). When they differ: RuntimeError naming the
+    stage (``strict``), else the row's name says so."""
     name = stage.name
     if not stage.agree(stage.ours(), stage.baseline()):
         if strict:
             raise RuntimeError(f"bench stage {stage.name!r}: ours and the baseline give different outputs")
         name += " [OUTPUTS DIFFER]"
-    ours, base = interleaved_ms(stage.ours, stage.baseline, repeat)
+    ours, base = interleaved_ms(stage.ours, stage.baseline, repeat, min_seconds)
     return name, ours / stage.per_call, base / stage.per_call
 
 
@@ -301,7 +302,7 @@ def prediction_stage(data: Path | None, arch: str = "res18", k: int = 100) -> St
     return Stage(f"whole prediction on a real photo, {arch} (read, pre, forward, decode, post)", ours, baseline, agree)
 
 
-def target_rows(repeat: int) -> list[Row]:
+def target_rows(repeat: int, min_seconds: float = 0.0) -> list[Row]:
     """Heatmap targets alone: one numba splat for all objects vs a python loop of fresh gaussians."""
     rng = np.random.default_rng(0)
     rows = []
@@ -326,7 +327,7 @@ def target_rows(repeat: int) -> list[Row]:
         stage = Stage(
             f"box heatmap targets, {n} objects (80x128x128)", ours, baseline, lambda a, b: np.allclose(a, b, atol=1e-6)
         )
-        rows.append(run_stage(stage, repeat))
+        rows.append(run_stage(stage, repeat, min_seconds=min_seconds))
     return rows
 
 
@@ -372,25 +373,27 @@ def run_bench(
     stages: str = "all",
     data: Path | None = None,
     networks: Sequence[str] | None = None,
+    min_seconds: float = MIN_STAGE_SECONDS,
 ) -> list[Row]:
     """Print the machine line and the table; return its rows. ``stages``: data, networks or all.
     ``data``: a COCO folder with instances and person_keypoints files (synthetic inputs when None).
     ``arch``: the whole-prediction network; ``networks``: those of the network rows (default
-    ``arch``). ``task`` is kept for the CLI's compatibility (the data stages cover boxes2d and pose2d)."""
+    ``arch``); ``min_seconds``: each data stage is timed for at least this long (its ``repeat``
+    rounds, then more). ``task`` is kept for the CLI's compatibility (the data stages cover boxes2d and pose2d)."""
     if stages not in STAGE_CHOICES:
         raise ValueError(f"unknown bench stages {stages!r}; use one of {', '.join(STAGE_CHOICES)}")
     # our training and prediction processes keep freed memory for reuse (``loading.keep_freed_memory``):
     # so does the bench, from its start; the setting is process-wide, so the baselines get it too
     keep_freed_memory()
-    echo(machine_line(repeat))
+    echo(machine_line(repeat, min_seconds if stages != "networks" else 0.0))
     echo(f"inputs: {data if data is not None else 'synthetic images (pass --data DIR for real COCO images)'}")
     echo(header())
     rows: list[Row] = []
     if stages in ("data", "all"):
         for stage in data_stages(data, arch):
-            rows.append(run_stage(stage, repeat, strict=False))
+            rows.append(run_stage(stage, repeat, strict=False, min_seconds=min_seconds))
             echo(format_row(rows[-1]))
-        for row in target_rows(repeat):
+        for row in target_rows(repeat, min_seconds):
             rows.append(row)
             echo(format_row(row))
     if stages in ("networks", "all"):

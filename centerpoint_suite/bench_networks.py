@@ -39,22 +39,32 @@ ARCHS = ("res18", "resdcn18", "dla34", "hourglass104")
 SIZE = 512
 
 
+#: the most rounds ``interleaved_ms`` runs to reach its ``min_seconds``
+MAX_ROUNDS = 1000
+
+
 def _timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
     return (time.perf_counter() - t0) * 1e3
 
 
-def interleaved_ms(fns: dict[str, Callable[[], object]], repeat: int, warmup: int = 1) -> dict[str, float]:
+def interleaved_ms(
+    fns: dict[str, Callable[[], object]], repeat: int, warmup: int = 1, min_seconds: float = 0.0
+) -> dict[str, float]:
     """Median wall ms of each function, timed alternately (the machine's speed drifts), after
-    ``warmup`` calls of each."""
+    ``warmup`` calls of each: ``repeat`` rounds, and more (up to ``MAX_ROUNDS``) until the rounds
+    have taken ``min_seconds`` in all, so that the medians of cheap calls rest on enough samples
+    (a few rounds of them are at the mercy of one slow moment of the machine)."""
     for _ in range(warmup):
         for f in fns.values():
             f()
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeat):
+    rounds = 0
+    while rounds < repeat or (rounds < MAX_ROUNDS and sum(map(sum, times.values())) < 1e3 * min_seconds):
         for k, f in fns.items():
             times[k].append(_timed(f))
+        rounds += 1
     return {k: statistics.median(v) for k, v in times.items()}
 
 

@@ -4,6 +4,7 @@ the agreement checks can fail, and the command prints the table. Tiny repeats, n
 from __future__ import annotations
 
 import copy
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from click.testing import CliRunner
 from centerpoint_suite.bench import (
     decode_stages,
     format_row,
+    interleaved_ms,
+    machine_line,
     prediction_stage,
     run_bench,
     run_stage,
@@ -68,8 +71,8 @@ def test_target_rows_and_disagreement_is_an_error():
 
 def test_run_bench_data_stages_print_the_table(coco_mini):
     lines = []
-    rows = run_bench(arch="small", repeat=1, echo=lines.append, stages="data", data=coco_mini)
-    assert lines[0].startswith("machine: ") and "interleaved medians of 1" in lines[0]
+    rows = run_bench(arch="small", repeat=1, echo=lines.append, stages="data", data=coco_mini, min_seconds=0.0)
+    assert lines[0].startswith("machine: ") and lines[0].endswith("interleaved medians of 1")
     names = [r[0] for r in rows]
     assert names[:2] == [
         "training sample, 2D boxes, 512 (warp + targets + normalise)",
@@ -87,6 +90,8 @@ def test_cli_bench_options():
 
     res = CliRunner().invoke(main, ["bench", "--repeat", "0"])
     assert res.exit_code == 1 and "--repeat 0" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(main, ["bench", "--min-seconds", "-1"])
+    assert res.exit_code == 1 and "--min-seconds -1" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(main, ["bench", "--stages", "nope"])
     assert res.exit_code == 2 and "nope" in res.output
     res = CliRunner().invoke(main, ["bench", "--data", "/no/such/folder"])
@@ -101,3 +106,22 @@ def test_run_bench_network_stages_print_their_rows():
     assert [r[0] for r in rows] and all(r[0].startswith("forward small") for r in rows)
     table = [line for line in lines if line.startswith("forward small")]
     assert len(table) == len(rows)  # each row printed, not only returned
+
+
+def test_cheap_stages_run_more_rounds_until_their_time_is_up():
+    calls = {"ours": 0, "baseline": 0}
+
+    def timed(side: str, seconds: float):
+        def fn():
+            calls[side] += 1
+            time.sleep(seconds)
+
+        return fn
+
+    interleaved_ms(timed("ours", 0.0), timed("baseline", 0.002), repeat=3)
+    assert calls == {"ours": 4, "baseline": 4}  # one warm-up each, then exactly the 3 rounds
+    calls.update(ours=0, baseline=0)
+    interleaved_ms(timed("ours", 0.0), timed("baseline", 0.002), repeat=3, min_seconds=0.1)
+    # more rounds than asked for, and no more than 0.1 s of rounds of at least 2 ms (+ the warm-up)
+    assert calls["ours"] == calls["baseline"] and 4 < calls["ours"] <= 51
+    assert "(data stages: at least 3 s each)" in machine_line(5, 3.0) and machine_line(5).endswith("medians of 5")
