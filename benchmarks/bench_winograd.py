@@ -1,6 +1,6 @@
 """Winograd F(4x4, 3x3) against oneDNN's direct 3x3 convolution, layer by layer.
 
-    python benchmarks/bench_winograd.py [--repeat 9]
+    python benchmarks/bench_winograd.py [--repeat 9] [--blocks]
 
 For each (channels, map side): the fused oneDNN convolution + bias + ReLU with weights
 pre-packed for that input shape (``FusedConv``'s direct path) against
@@ -8,6 +8,9 @@ pre-packed for that input shape (``FusedConv``'s direct path) against
 Prints the ratio (direct / Winograd, > 1: Winograd faster) and each one's error against
 a float64 convolution, relative to the output's largest value. The shape rule in
 ``centerpoint_suite/models/winograd.py`` (``MIN_CHANNELS``, ``MIN_SIDE``) comes from this table.
+
+``--blocks``: instead, the Winograd path alone with 128, 256, 512 and 1024 tiles per block
+(``winograd.block_tiles``'s rule), interleaved, ms per layer (the outputs are the same).
 """
 
 from __future__ import annotations
@@ -38,8 +41,12 @@ def _median_pair(a, b, repeat: int) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=9)
+    ap.add_argument("--blocks", action="store_true", help="time tiles per block instead of oneDNN vs Winograd")
     args = ap.parse_args()
     torch.manual_seed(0)
+    if args.blocks:
+        blocks(args.repeat)
+        return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("cin  cout  side | direct ms  winograd ms  ratio | err direct  err winograd")
     shapes = [(c, c, s) for c in (64, 128, 256, 384, 512) for s in (8, 16, 32, 64, 128) if c * s <= 256 * 128]
@@ -60,6 +67,36 @@ def main() -> None:
             e_w = (wino().double() - ref).abs().max().item() / scale
             td, tw = _median_pair(direct, wino, args.repeat)
         print(f"{cin:4d} {cout:5d} {side:5d} | {td:9.2f} {tw:12.2f} {td / tw:6.2f}x | {e_d:10.1e} {e_w:12.1e}")
+
+
+def blocks(repeat: int) -> None:
+    """Per layer: ms of ``winograd.conv3x3`` with each block size, and the one ``block_tiles`` picks."""
+    from centerpoint_suite.bench_networks import interleaved_ms
+
+    sizes = (128, 256, 512, 1024)
+    rule = winograd.block_tiles
+    print("cin  cout  side | " + "  ".join(f"{b:>7d}" for b in sizes) + " | rule")
+    for cin, cout, side in (
+        (64, 64, 128),
+        (256, 64, 128),
+        (64, 256, 128),
+        (128, 128, 64),
+        (256, 256, 32),
+        (512, 512, 16),
+    ):
+        u = winograd.transform_weight(torch.randn(cout, cin, 3, 3) / math.sqrt(cin * 9))
+        x = torch.randn(1, cin, side, side).contiguous(memory_format=torch.channels_last)
+
+        def run(b: int, x=x, u=u):
+            winograd.block_tiles = lambda cin, cout: b
+            try:
+                with torch.inference_mode():
+                    return winograd.conv3x3(x, u, None, True)
+            finally:
+                winograd.block_tiles = rule
+
+        ms = interleaved_ms({b: functools.partial(run, b) for b in sizes}, repeat, warmup=2)
+        print(f"{cin:4d} {cout:5d} {side:5d} | " + "  ".join(f"{ms[b]:7.2f}" for b in sizes) + f" | {rule(cin, cout)}")
 
 
 if __name__ == "__main__":

@@ -150,6 +150,21 @@ def test_eligibility_rules():
         winograd.transform_weight(torch.zeros(4, 4, 5, 5))
 
 
+def test_narrow_convolutions_take_larger_blocks_and_the_same_results(monkeypatch):
+    b = winograd.BLOCK_TILES
+    assert [winograd.block_tiles(c, c) for c in (32, 64, 128, 256, 512)] == [4 * b, 4 * b, 2 * b, b, b]
+    assert winograd.block_tiles(256, 64) == winograd.block_tiles(64, 256) == 4 * b  # the narrower side counts
+    torch.manual_seed(0)
+    x = torch.randn(2, 64, 37, 45).contiguous(memory_format=torch.channels_last)  # 10 x 12 tiles per image
+    u = winograd.transform_weight(torch.randn(64, 64, 3, 3) / 24)
+    outs = []
+    for block in (8, 48, 120, 1024):  # several blocks per image, a partial last block, one image, two per block
+        monkeypatch.setattr(winograd, "block_tiles", lambda cin, cout, block=block: block)
+        outs.append(winograd.conv3x3(x, u, None, relu=False))
+    for o in outs[1:]:  # the same sums of products; only the matrix library's blocking may differ
+        torch.testing.assert_close(o, outs[0], rtol=0, atol=1e-6 * float(outs[0].abs().max()))
+
+
 def test_fused_conv_winograd_and_direct_paths_agree_and_copy():
     torch.manual_seed(0)
     conv = nn.Conv2d(64, 64, 3, padding=1)
