@@ -52,6 +52,24 @@ class Stage:
     per_call: int = 1
 
 
+def cpu_isa() -> str:
+    """The instruction sets the two compiled paths target here: LLVM's name for this CPU (numba's
+    kernels; e.g. znver4, skylake-avx512) and torch's vector capability (AVX512, AVX2, DEFAULT).
+    The same model name can hide different ones (a virtual machine may mask some), and the
+    speed-ups depend on them."""
+    try:
+        from llvmlite import binding
+
+        llvm = binding.get_host_cpu_name()
+    except Exception:  # pragma: no cover - llvmlite comes with numba
+        llvm = "?"
+    try:
+        capability = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # pragma: no cover - torch < 2.1
+        capability = "?"
+    return f"LLVM {llvm}, torch {capability}"
+
+
 def machine_line(repeat: int, min_seconds: float = 0.0) -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -62,7 +80,8 @@ def machine_line(repeat: int, min_seconds: float = 0.0) -> str:
     except OSError:
         pass
     return (
-        f"machine: {cpu} | {os.cpu_count()} cores | torch {torch.__version__} ({torch.get_num_threads()} threads) | "
+        f"machine: {cpu} ({cpu_isa()}) | {os.cpu_count()} cores | "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads) | "
         f"opencv {cv2.__version__} | interleaved medians of {repeat}"
         + (f" (data stages: at least {min_seconds:g} s each)" if min_seconds > 0 else "")
     )

@@ -125,3 +125,4 @@ def test_cheap_stages_run_more_rounds_until_their_time_is_up():
     # more rounds than asked for, and no more than 0.1 s of rounds of at least 2 ms (+ the warm-up)
     assert calls["ours"] == calls["baseline"] and 4 < calls["ours"] <= 51
     assert "(data stages: at least 3 s each)" in machine_line(5, 3.0) and machine_line(5).endswith("medians of 5")
+    assert "(LLVM " in machine_line(5) and ", torch " in machine_line(5)  # the instruction sets the numbers rest on
