@@ -107,7 +107,7 @@ def conv3x3(x: Tensor, u: Tensor, bias: Tensor | None, relu: bool, other: Tensor
 
     x: (N, Cin, H, W), any memory format (read through its channels_last copy); returns a
     channels_last (N, Cout, H, W) tensor. Tiles are transformed by the numba kernels of
-    ``winograd_kernels`` in blocks of about ``BLOCK_TILES``, multiplied by one ``torch.bmm`` each.
+    ``winograd_kernels`` in blocks of about ``block_tiles(Cin, Cout)`` tiles, multiplied by one ``torch.bmm`` each.
     The kernels always get C-contiguous float32 arrays, so numba compiles each of them once
     (about 15 s for each of the two pairs here, on first use after installing; cached on disk after).
     """
