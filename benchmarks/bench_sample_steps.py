@@ -12,7 +12,6 @@ is a sub-step: its median ms per sample for each variant, and the ratio to the f
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import cv2
@@ -22,21 +21,15 @@ import torch
 from centerpoint_suite import bench_baselines as orig
 from centerpoint_suite import create_task
 from centerpoint_suite.bench import load_samples
+from centerpoint_suite.bench_networks import interleaved_ms
 from centerpoint_suite.geometry import center_scale_affine
 from centerpoint_suite.transforms import get_normalization, normalization_lut, normalize_batch, warp_image
 from centerpoint_suite.types import OutputGeometry
 
 
 def interleaved(fns: dict, repeat: int, per: int) -> dict[str, float]:
-    for fn in fns.values():
-        fn()
-    times = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: 1000 * float(np.median(v)) / per for k, v in times.items()}
+    """Median ms per sample of each function (``per`` samples a call), timed alternately."""
+    return {k: v / per for k, v in interleaved_ms(fns, repeat).items()}
 
 
 def show(name: str, res: dict[str, float]) -> None:

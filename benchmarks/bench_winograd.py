@@ -18,24 +18,13 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-import time
 
 import torch
 import torch.nn.functional as F
 
+from centerpoint_suite.bench_networks import interleaved_ms
 from centerpoint_suite.models import winograd
 from centerpoint_suite.models.optimize import FusedConv
-
-
-def _median_pair(a, b, repeat: int) -> tuple[float, float]:
-    a(), b()
-    ta, tb = [], []
-    for _ in range(repeat):
-        for f, ts in ((a, ta), (b, tb)):
-            t = time.perf_counter()
-            f()
-            ts.append(time.perf_counter() - t)
-    return sorted(ta)[repeat // 2] * 1e3, sorted(tb)[repeat // 2] * 1e3
 
 
 def main() -> None:
@@ -65,14 +54,13 @@ def main() -> None:
             wino = functools.partial(winograd.conv3x3, x, u, conv.bias, True)
             e_d = (direct().double() - ref).abs().max().item() / scale
             e_w = (wino().double() - ref).abs().max().item() / scale
-            td, tw = _median_pair(direct, wino, args.repeat)
+            ms = interleaved_ms({"direct": direct, "winograd": wino}, args.repeat)
+            td, tw = ms["direct"], ms["winograd"]
         print(f"{cin:4d} {cout:5d} {side:5d} | {td:9.2f} {tw:12.2f} {td / tw:6.2f}x | {e_d:10.1e} {e_w:12.1e}")
 
 
 def blocks(repeat: int) -> None:
     """Per layer: ms of ``winograd.conv3x3`` with each block size, and the one ``block_tiles`` picks."""
-    from centerpoint_suite.bench_networks import interleaved_ms
-
     sizes = (128, 256, 512, 1024)
     rule = winograd.block_tiles
     print("cin  cout  side | " + "  ".join(f"{b:>7d}" for b in sizes) + " | rule")

@@ -13,29 +13,17 @@ included), channels_last, interleaved medians in milliseconds; then the same for
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
 
+from centerpoint_suite.bench_networks import interleaved_ms
 from centerpoint_suite.loading import keep_freed_memory
 from centerpoint_suite.models import winograd, winograd_train
 
 SHAPES = ((256, 64, 128), (64, 64, 128), (128, 128, 64), (256, 256, 32), (512, 512, 16))
 #: the neck's transposed 4x4 stride-2 convolutions: (input channels, output channels, input side)
 TRANSPOSED = ((512, 256, 16), (256, 256, 32), (256, 256, 64))
-
-
-def _medians(fns: dict, repeat: int) -> dict[str, float]:
-    for f in fns.values():
-        f()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-    return {k: sorted(v)[len(v) // 2] * 1e3 for k, v in times.items()}
 
 
 def main() -> None:
@@ -55,7 +43,7 @@ def main() -> None:
         def grad_(mask, g=g, x=x, w=w):
             return back(g, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, mask)
 
-        ms = _medians(
+        ms = interleaved_ms(
             {
                 "fwd": lambda x=x, w=w: F.conv2d(x, w, padding=1),
                 "fwd_w": lambda x=x, w=w: winograd.conv3x3(x, winograd_train.transform_weight_f32(w), None, False),
@@ -81,7 +69,7 @@ def main() -> None:
         def tgrad_(mask, g=g, x=x, w=w):
             return back(g, x, w, None, [2, 2], [1, 1], [1, 1], True, [0, 0], 1, mask)
 
-        ms = _medians(
+        ms = interleaved_ms(
             {
                 "fwd": lambda x=x, w=w: F.conv_transpose2d(x, w, stride=2, padding=1),
                 "fwd_w": lambda x=x, w=w: winograd.conv_transpose4x4s2(

@@ -57,16 +57,9 @@ def cpu_isa() -> str:
     kernels; e.g. znver4, skylake-avx512) and torch's vector capability (AVX512, AVX2, DEFAULT).
     The same model name can hide different ones (a virtual machine may mask some), and the
     speed-ups depend on them."""
-    try:
-        from llvmlite import binding
+    from llvmlite import binding  # numba's compiler
 
-        llvm = binding.get_host_cpu_name()
-    except Exception:  # pragma: no cover - llvmlite comes with numba
-        llvm = "?"
-    try:
-        capability = torch.backends.cpu.get_cpu_capability()
-    except AttributeError:  # pragma: no cover - torch < 2.1
-        capability = "?"
+    llvm, capability = binding.get_host_cpu_name(), torch.backends.cpu.get_cpu_capability()
     return f"LLVM {llvm}, torch {capability}"
 
 
