@@ -87,20 +87,26 @@ class CenterNetModel(nn.Module):
             )
             for _ in range(num_stacks)
         )
+        #: per stack, the heads' first layers as one call (``optimize.StackedHeadStarts``): set on
+        #: the prediction copy by ``optimize.prepare_for_inference``, never on a trained network
+        self.head_starts: nn.ModuleList | None = None
 
-    def _apply_heads(self, feat: Tensor, heads: nn.ModuleDict) -> dict[str, Tensor]:
-        modules = [heads[module_key(name)] for name in self.head_names]
-        firsts = winograd_train.merged_first_convs(feat, modules)  # training on CPU: one stacked conv
+    def _apply_heads(self, feat: Tensor, stack: int) -> dict[str, Tensor]:
+        modules = [self.heads[stack][module_key(name)] for name in self.head_names]
+        if self.head_starts is not None:  # prediction on CPU: one stacked conv
+            firsts = self.head_starts[stack](feat)
+        else:  # training on CPU: one stacked conv
+            firsts = winograd_train.merged_first_convs(feat, modules)
         if firsts is None:
             return {name: head(feat) for name, head in zip(self.head_names, modules)}
         return {name: _rest(head, y) for name, head, y in zip(self.head_names, modules, firsts)}
 
     def forward_stacks(self, x: Tensor) -> list[dict[str, Tensor]]:
         feats = self.body(x)
-        return [self._apply_heads(f, hs) for f, hs in zip(feats, self.heads)]
+        return [self._apply_heads(f, i) for i, f in enumerate(feats)]
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         if self.num_stacks == 1:
             return self.forward_stacks(x)[0]
         feats = self.body(x)
-        return self._apply_heads(feats[-1], self.heads[-1])
+        return self._apply_heads(feats[-1], self.num_stacks - 1)

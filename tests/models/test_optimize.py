@@ -49,6 +49,34 @@ def test_prepared_network_has_the_same_outputs(arch, size):
         torch.testing.assert_close(out[k], ref[k], rtol=1e-4, atol=1e-4 * float(scale), msg=f"{arch} {k}")
 
 
+@pytest.mark.parametrize(("arch", "stacked"), [("res18", True), ("resdcn18", True), ("dla34", False)])
+def test_heads_run_their_first_layers_as_one_call_where_that_pays(arch, stacked):
+    # res18 / resdcn18: 64-channel heads on a 64- or 256-channel map share its transformed tiles;
+    # dla34's 256-channel heads on its 64-channel map stay separate (measured slower stacked)
+    torch.manual_seed(0)
+    net = _randomise_bn(build_network(arch, {"heatmap": 3, "size": 2, "offset": 2, "joints": 5})).eval()
+    fast = prepare_for_inference(net)
+    assert (fast.head_starts is not None) is stacked
+    assert "head_starts" not in "".join(fast.state_dict())  # nothing new in a state_dict
+    if not stacked:
+        return
+    x = torch.randn(1, 3, 96, 96).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        assert fast.head_starts[0](fast.body(x)[0]) is not None  # the stacked call is taken here
+        together = fast(x)
+        starts, fast.head_starts = fast.head_starts, None
+        apart = fast(x)  # each head its own Winograd call
+        fast.head_starts = starts
+    with torch.no_grad():
+        ref = net(x)
+    for k in ref:
+        scale = float(apart[k].abs().max())
+        torch.testing.assert_close(together[k], apart[k], rtol=0, atol=1e-6 * scale, msg=k)
+        torch.testing.assert_close(together[k], ref[k], rtol=1e-4, atol=1e-4 * float(ref[k].abs().max()), msg=k)
+    fast.requires_grad_(True)
+    assert fast.head_starts[0](fast.body(x)[0].requires_grad_()) is None  # with autograd: the heads one by one
+
+
 def test_prepared_network_with_torchvision_dcn_and_grad_mode():
     # The fused layers fall back to plain ops when gradients are on; same numbers either way.
     net = _randomise_bn(build_network("resdcn18", HEADS), seed=1).eval()
