@@ -25,12 +25,14 @@ class CenterTargets:
     """targets: heatmap (C, H, W) f32, heatmap_ignore (C, H, W) u8, indices (M,) i64, mask (M,) u8,
     size (M, 2) f32 box w, h in cells, offset (M, 2) f32 sub-cell centre offset.
     kept: (n,) indices into the sample's objects placed in slots 0..n-1.
-    centers: (n, 2) f32 float centre of each kept object in output cells."""
+    centers: (n, 2) f32 float centre of each kept object in output cells.
+    radii: (n,) i32 gaussian radius of each kept object (``heatmap.integer_radius`` of its box)."""
 
     targets: dict[str, np.ndarray]
     kept: np.ndarray
     centers: np.ndarray
     boxes: np.ndarray  # (n, 4) kept boxes in output cells (clipped)
+    radii: np.ndarray
 
 
 @numba.njit(cache=True, nogil=True)
@@ -59,10 +61,10 @@ def _place_centers(boxes, classes, ignore, given, use_given, heatmap, slots, min
 
     boxes (N, 4) f32 output cells, clipped here in place to the map's outer edge; given (N, 2)
     f32 keypoint centres and use_given; slots = (indices (M,) i64, mask (M,) u8, size (M, 2) f32,
-    offset (M, 2) f32, kept (M,) i64, centers (M, 2) f32), filled for slots 0..n-1.
+    offset (M, 2) f32, kept (M,) i64, centers (M, 2) f32, radii (M,) i32), filled for slots 0..n-1.
     Returns n. Float32 values are rounded where the numpy expressions round them.
     """
-    indices, mask, size, offset, kept, centers = slots
+    indices, mask, size, offset, kept, centers, radii = slots
     num_classes, out_h, out_w = heatmap.shape
     max_objects = indices.shape[0]
     fw, fh = np.float32(out_w), np.float32(out_h)
@@ -96,6 +98,7 @@ def _place_centers(boxes, classes, ignore, given, use_given, heatmap, slots, min
         offset[m, 0], offset[m, 1] = cx - ix, cy - iy
         kept[m] = i
         centers[m, 0], centers[m, 1] = cx, cy
+        radii[m] = rad[0]
         m += 1
     return m
 
@@ -135,6 +138,7 @@ def center_targets(
         np.zeros((max_objects, 2), np.float32),
         np.zeros(max_objects, np.int64),
         np.zeros((max_objects, 2), np.float32),
+        np.zeros(max_objects, np.int32),
     )
     classes = np.asarray(sample.classes, np.int64)
     # clip to the map's outer edge (the original clips to out_w - 1, which shrinks every box
@@ -144,7 +148,7 @@ def center_targets(
     )
     if ign.any():
         fill_boxes(ignore_map, classes[ign], boxes[ign])
-    indices, mask, size, offset, kept, ctr = slots
+    indices, mask, size, offset, kept, ctr, radii = slots
     targets = {
         "heatmap": heatmap,
         "heatmap_ignore": ignore_map,
@@ -154,7 +158,7 @@ def center_targets(
         "offset": offset,
     }
     kept = kept[:m]
-    return CenterTargets(targets, kept, ctr[:m].copy(), boxes[kept])
+    return CenterTargets(targets, kept, ctr[:m].copy(), boxes[kept], radii[:m])
 
 
 @dataclass

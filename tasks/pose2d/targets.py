@@ -22,7 +22,7 @@ import numpy as np
 from centerpoint_suite.centers import center_targets
 from centerpoint_suite.errors import DataError
 from centerpoint_suite.geometry import apply_affine
-from centerpoint_suite.heatmap import integer_radius, splat_gaussians
+from centerpoint_suite.heatmap import splat_gaussians
 from centerpoint_suite.types import OutputGeometry, Sample
 
 
@@ -35,11 +35,12 @@ def flip_permutation(num_joints: int, pairs: tuple[tuple[int, int], ...]) -> np.
 
 
 @numba.njit(cache=True, nogil=True)
-def _joint_targets(pts, visible, perm, cells, radii, outs) -> None:
+def _joint_targets(pts, visible, perm, centre_indices, radii, outs) -> None:
     """All joints of the kept people in one pass (person-major), into ``outs`` in place.
 
     pts (n, J, 2) f32 joints in output cells, visible (n, J) bool, perm (J,) joint j reads
-    joint perm[j] (the flip swap), cells (n, 2) i64 integer centre cell x, y, radii (n,) i32;
+    joint perm[j] (the flip swap), centre_indices (n,) i64 flat integer centre cell y * W + x,
+    radii (n,) i32;
     outs = (joint_offsets (M, J, 2) f32, joint_offsets_mask (M, J, 2) u8, joint_heatmap (J, H, W)
     f32, joint_indices (M, J) i64, joint_mask (M, J) u8, joint_offset (M, J, 2) f32).
     """
@@ -49,7 +50,7 @@ def _joint_targets(pts, visible, perm, cells, radii, outs) -> None:
     cell = np.empty((1, 2), np.int32)
     radius = np.empty(1, np.int32)
     for p in range(pts.shape[0]):
-        cx, cy = np.float32(cells[p, 0]), np.float32(cells[p, 1])
+        cx, cy = np.float32(centre_indices[p] % out_w), np.float32(centre_indices[p] // out_w)
         for j in range(pts.shape[1]):
             src = perm[j]
             x, y = pts[p, src, 0], pts[p, src, 1]
@@ -100,11 +101,8 @@ def build_pose_targets(
         pts = apply_affine(geometry.trans_output, kps[..., :2].astype(np.float64)).astype(np.float32)
         perm = flip_permutation(J, flip_pairs) if geometry.flipped and flip_pairs else np.arange(J)
         flat = ct.targets["indices"][:n]  # the integer centre cell placed by center_targets
-        cells = np.stack([flat % out_w, flat // out_w], 1)
-        wh = ct.boxes[:, 2:] - ct.boxes[:, :2]
-        radii = integer_radius(np.ceil(wh[:, 1]), np.ceil(wh[:, 0]), min_overlap, radius_formula)  # (n,)
         outs = (joint_offsets, joint_offsets_mask, joint_heatmap, joint_indices, joint_mask, joint_offset)
-        _joint_targets(pts, kps[..., 2] > 0, perm, cells, radii, outs)
+        _joint_targets(pts, kps[..., 2] > 0, perm, flat, ct.radii, outs)  # each joint: its person's radius
     targets = dict(ct.targets)
     targets.update(
         joint_offsets=joint_offsets.reshape(M, 2 * J),

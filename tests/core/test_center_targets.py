@@ -18,7 +18,7 @@ from centerpoint_suite.types import OutputGeometry, Sample
 
 
 def center_targets_numpy(sample, geometry, num_classes, max_objects, radius_formula, min_overlap, centers=None):
-    """The implementation before the numba pass (tests only): (targets, kept, centres, boxes)."""
+    """The implementation before the numba pass (tests only): (targets, kept, centres, boxes, radii)."""
     out_h, out_w = geometry.output_hw
     heatmap = np.zeros((num_classes, out_h, out_w), np.float32)
     ignore_map = np.zeros((num_classes, out_h, out_w), np.uint8)
@@ -52,12 +52,12 @@ def center_targets_numpy(sample, geometry, num_classes, max_objects, radius_form
     size[:m] = wh[kept]
     offset[:m] = ctr_k - cell
     targets = dict(heatmap=heatmap, heatmap_ignore=ignore_map, indices=indices, mask=mask, size=size, offset=offset)
-    return targets, kept, ctr_k, boxes[kept]
+    return targets, kept, ctr_k, boxes[kept], radii
 
 
 def assert_same(sample, geometry, num_classes, max_objects, formula="cornernet", overlap=0.7, centers=None):
     got = center_targets(sample, geometry, num_classes, max_objects, formula, overlap, centers)
-    targets, kept, ctr, boxes = center_targets_numpy(
+    targets, kept, ctr, boxes, radii = center_targets_numpy(
         sample, geometry, num_classes, max_objects, formula, overlap, centers
     )
     assert got.targets.keys() == targets.keys()
@@ -65,7 +65,7 @@ def assert_same(sample, geometry, num_classes, max_objects, formula="cornernet",
         value = got.targets[key]
         assert value.dtype == ref.dtype and value.shape == ref.shape, key
         assert value.tobytes() == ref.tobytes(), key  # bitwise
-    for a, b in ((got.kept, kept), (got.centers, ctr), (got.boxes, boxes)):
+    for a, b in ((got.kept, kept), (got.centers, ctr), (got.boxes, boxes), (got.radii, radii)):
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
     return got
 
