@@ -338,5 +338,14 @@ class CocoSource:
             for i, a in enumerate(anns):
                 kp = a.get("keypoints")
                 if kp:
-                    keypoints[i] = np.asarray(kp, np.float32).reshape(self.num_joints, 3)
+                    try:
+                        values = np.asarray(kp, np.float32).reshape(self.num_joints, 3)
+                    except (TypeError, ValueError):
+                        values = None
+                    if values is None or not np.isfinite(values).all():
+                        raise DataError(
+                            f"{self.ann_file}: annotation {a.get('id')}: keypoints must be "
+                            f"{3 * self.num_joints} finite numbers, got {kp!r}"[:300]
+                        )
+                    keypoints[i] = values
         return Sample(image, info["id"], boxes, classes, ignore, keypoints=keypoints, path=str(path))
