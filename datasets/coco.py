@@ -276,6 +276,12 @@ class CocoSource:
                 )
             if ann["category_id"] not in wanted:  # a category the task did not ask for
                 continue
+            joints = joints_of[ann["category_id"]]
+            if ann.get("keypoints") and joints != self.num_joints:  # checked above against its own joints
+                raise DataError(
+                    f"{self.ann_file}: annotation id {ann.get('id')}: 'keypoints' on category "
+                    f"{ann['category_id']}, which names {joints} joints, not the {self.num_joints} read here"
+                )
             if not has_area:
                 skipped.append(ann.get("id", f"#{k}"))
                 continue
@@ -338,14 +344,5 @@ class CocoSource:
             for i, a in enumerate(anns):
                 kp = a.get("keypoints")
                 if kp:
-                    try:
-                        values = np.asarray(kp, np.float32).reshape(self.num_joints, 3)
-                    except (TypeError, ValueError):
-                        values = None
-                    if values is None or not np.isfinite(values).all():
-                        raise DataError(
-                            f"{self.ann_file}: annotation {a.get('id')}: keypoints must be "
-                            f"{3 * self.num_joints} finite numbers, got {kp!r}"[:300]
-                        )
-                    keypoints[i] = values
+                    keypoints[i] = np.asarray(kp, np.float32).reshape(self.num_joints, 3)
         return Sample(image, info["id"], boxes, classes, ignore, keypoints=keypoints, path=str(path))

@@ -75,6 +75,19 @@ def test_keypoints_of_wrong_length_or_type(coco, cli, keypoints, got) -> None:
     assert res.error == expected
 
 
+def test_keypoints_on_a_category_without_joint_names(coco) -> None:
+    # the reader reads every annotation's keypoints as the dataset's joints: a category naming
+    # none (or another count) cannot hold them, whatever its values ('' and NaN passed through once)
+    categories = [*PERSON, {"id": 2, "name": "thing"}]
+    for keypoints in ([5, 6, 2] * 3, ["", 6, 2] * 3):
+        annotations = [ann(keypoints=[5, 6, 2] * 3), ann(id=8, category_id=2, keypoints=keypoints)]
+        path = coco(kind="person_keypoints", categories=categories, annotations=annotations)
+        message = f"{path}: annotation id 8: 'keypoints' on category 2, which names 0 joints, not the 3 read here"
+        with pytest.raises(DataError) as err:
+            CocoSource(path.parents[1], "val", "person_keypoints")
+        assert str(err.value) == message
+
+
 def test_good_keypoints_and_missing_keypoints_read(coco) -> None:
     path = coco(kind="person_keypoints", categories=PERSON, annotations=[ann(keypoints=[5, 6, 2] * 3), ann(id=8)])
     sample = CocoSource(path.parents[1], "val", "person_keypoints")[0]
