@@ -19,12 +19,15 @@ import numpy as np
 import torch
 
 from centerpoint_suite import bench_baselines as orig
-from centerpoint_suite import create_task
+from centerpoint_suite import create_task, streaming
 from centerpoint_suite.bench import load_samples
 from centerpoint_suite.bench_networks import interleaved_ms
 from centerpoint_suite.geometry import center_scale_affine
+from centerpoint_suite.loading import keep_freed_memory
 from centerpoint_suite.transforms import get_normalization, normalization_lut, normalize_batch, warp_image
 from centerpoint_suite.types import OutputGeometry
+
+STREAMING = streaming.STREAMING
 
 
 def interleaved(fns: dict, repeat: int, per: int) -> dict[str, float]:
@@ -45,6 +48,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=40)
     ap.add_argument("--cv-threads", type=int, default=None)
     args = ap.parse_args()
+    keep_freed_memory()  # as the bench and the trainer do
     if args.cv_threads is not None:
         cv2.setNumThreads(args.cv_threads)
     print(f"opencv {cv2.__version__} ({cv2.getNumThreads()} threads), torch {torch.__version__}, repeat {args.repeat}")
@@ -112,10 +116,17 @@ def steps(kind: str, data: Path | None, count: int, repeat: int) -> None:
                 for s, g in zip(samples, geos)
             ]
 
+    def ours_targets(stream: bool = True) -> list:
+        streaming.STREAMING = stream
+        try:
+            return [task.build_targets(s, g) for s, g in zip(samples, geos)]
+        finally:
+            streaming.STREAMING = STREAMING
+
     show(
         "targets",
         interleaved(
-            {"ours": lambda: [task.build_targets(s, g) for s, g in zip(samples, geos)], "original": base_targets},
+            {"ours": ours_targets, "np.zeros maps": lambda: ours_targets(False), "original": base_targets},
             repeat,
             n,
         ),

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import streaming
 from .geometry import affine_boxes, apply_affine, batch_apply_affine
 from .heatmap import RadiusFormula, fill_boxes, gather_at, splat_gaussians, topk_peaks
 from .types import BatchMeta, OutputGeometry, Sample
@@ -123,8 +124,8 @@ def center_targets(
     if radius_formula not in ("cornernet", "exact"):
         raise ValueError(f"unknown gaussian radius formula {radius_formula!r}; use 'cornernet' or 'exact'")
     out_h, out_w = geometry.output_hw
-    heatmap = np.zeros((num_classes, out_h, out_w), np.float32)
-    ignore_map = np.zeros((num_classes, out_h, out_w), np.uint8)
+    heatmap = streaming.zeros((num_classes, out_h, out_w), np.float32)
+    ignore_map = streaming.zeros((num_classes, out_h, out_w), np.uint8)
     n = len(sample)
     boxes = affine_boxes(geometry.trans_output, sample.boxes) if n else np.zeros((0, 4), np.float32)
     ign = np.asarray(sample.ignore, bool)

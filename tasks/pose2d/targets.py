@@ -19,6 +19,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from centerpoint_suite import streaming
 from centerpoint_suite.centers import center_targets
 from centerpoint_suite.errors import DataError
 from centerpoint_suite.geometry import apply_affine
@@ -89,7 +90,7 @@ def build_pose_targets(
     J, M = num_joints, max_objects
     joint_offsets = np.zeros((M, J, 2), np.float32)
     joint_offsets_mask = np.zeros((M, J, 2), np.uint8)
-    joint_heatmap = np.zeros((J, out_h, out_w), np.float32)
+    joint_heatmap = streaming.zeros((J, out_h, out_w), np.float32)
     joint_indices = np.zeros((M, J), np.int64)
     joint_mask = np.zeros((M, J), np.uint8)
     joint_offset = np.zeros((M, J, 2), np.float32)
