@@ -1,6 +1,6 @@
 """Winograd F(4x4, 3x3) against oneDNN's direct 3x3 convolution, layer by layer.
 
-    python benchmarks/bench_winograd.py [--repeat 9] [--blocks]
+    python benchmarks/bench_winograd.py [--repeat 9] [--blocks | --transposed]
 
 For each (channels, map side): the fused oneDNN convolution + bias + ReLU with weights
 pre-packed for that input shape (``FusedConv``'s direct path) against
@@ -11,6 +11,10 @@ a float64 convolution, relative to the output's largest value. The shape rule in
 
 ``--blocks``: instead, the Winograd path alone with 128, 256, 512 and 1024 tiles per block
 (``winograd.block_tiles``'s rule), interleaved, ms per layer (the outputs are the same).
+
+``--transposed``: the 4x4 stride-2 transposed convolutions of the upsampling necks instead,
+oneDNN's packed call (``FusedConvTranspose``'s other path) against ``winograd.conv_transpose4x4s2``
+(``MIN_SIDE_TRANSPOSED`` and ``MIN_CHANNELS_TRANSPOSED`` come from that table).
 """
 
 from __future__ import annotations
@@ -24,17 +28,21 @@ import torch.nn.functional as F
 
 from centerpoint_suite.bench_networks import interleaved_ms
 from centerpoint_suite.models import winograd
-from centerpoint_suite.models.optimize import FusedConv
+from centerpoint_suite.models.optimize import FusedConv, FusedConvTranspose
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--blocks", action="store_true", help="time tiles per block instead of oneDNN vs Winograd")
+    ap.add_argument("--transposed", action="store_true", help="the transposed 4x4 stride-2 convolutions instead")
     args = ap.parse_args()
     torch.manual_seed(0)
     if args.blocks:
         blocks(args.repeat)
+        return
+    if args.transposed:
+        transposed(args.repeat)
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("cin  cout  side | direct ms  winograd ms  ratio | err direct  err winograd")
@@ -85,6 +93,41 @@ def blocks(repeat: int) -> None:
 
         ms = interleaved_ms({b: functools.partial(run, b) for b in sizes}, repeat, warmup=2)
         print(f"{cin:4d} {cout:5d} {side:5d} | " + "  ".join(f"{ms[b]:7.2f}" for b in sizes) + f" | {rule(cin, cout)}")
+
+
+def transposed(repeat: int) -> None:
+    """Per (cin, cout, input side): oneDNN's packed transposed convolution + ReLU against the
+    phase-wise Winograd path, batch 1, and the rule's choice."""
+    print("cin  cout  side | onednn ms  winograd ms  ratio | rule")
+    shapes = [(512, 256, 16), (256, 256, 16), (256, 256, 32), (256, 256, 64), (128, 128, 32), (128, 128, 64)]
+    shapes += [(64, 64, 64), (64, 64, 128)]
+    for cin, cout, side in shapes:
+        deconv = torch.nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1)
+        fused = FusedConvTranspose(deconv, None, True)
+        x = torch.randn(1, cin, side, side).contiguous(memory_format=torch.channels_last)
+        u = winograd.transform_transposed_weight(fused.weight)
+        rule = winograd.transposed_eligible(fused.weight, fused.stride, fused.padding, [0, 0], [1, 1], 1, x)
+        sides = winograd.MIN_SIDE_TRANSPOSED
+
+        def onednn(x=x, fused=fused, sides=sides):
+            winograd.MIN_SIDE_TRANSPOSED = 1 << 30  # FusedConvTranspose's oneDNN path
+            try:
+                return fused(x)
+            finally:
+                winograd.MIN_SIDE_TRANSPOSED = sides
+
+        with torch.inference_mode():
+            torch.testing.assert_close(
+                onednn(), winograd.conv_transpose4x4s2(x, u, fused.bias, True), rtol=1e-4, atol=1e-3
+            )
+            ms = interleaved_ms(
+                {"onednn": onednn, "winograd": functools.partial(winograd.conv_transpose4x4s2, x, u, fused.bias, True)},
+                repeat,
+            )
+        td, tw = ms["onednn"], ms["winograd"]
+        print(
+            f"{cin:4d} {cout:5d} {side:5d} | {td:9.2f} {tw:12.2f} {td / tw:6.2f}x | {'winograd' if rule else 'onednn'}"
+        )
 
 
 if __name__ == "__main__":

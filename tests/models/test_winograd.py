@@ -289,9 +289,9 @@ def test_conv_transpose4x4s2_matches_float64(n, c, cout, h, w, relu, with_bias, 
 
 def test_fused_transposed_conv_takes_the_winograd_path_on_wide_maps():
     torch.manual_seed(0)
-    deconv = nn.ConvTranspose2d(64, 64, 4, stride=2, padding=1)
+    deconv = nn.ConvTranspose2d(256, 256, 4, stride=2, padding=1)
     fused = FusedConvTranspose(deconv, None, True)
-    x = torch.randn(1, 64, 16, 17).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(1, 256, 32, 33).contiguous(memory_format=torch.channels_last)
     assert winograd.transposed_eligible(fused.weight, fused.stride, fused.padding, [0, 0], [1, 1], 1, x)
     with torch.inference_mode():
         got = fused(x)
@@ -299,6 +299,19 @@ def test_fused_transposed_conv_takes_the_winograd_path_on_wide_maps():
     with torch.no_grad():
         ref = F.relu(deconv(x))
     torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+
+
+@pytest.mark.parametrize(("cin", "cout", "side"), [(512, 256, 16), (128, 128, 64), (64, 64, 128)])
+def test_small_transposed_convs_stay_with_onednn(cin, cout, side):
+    """Below 256 channels or 32x32 inputs the phase-wise Winograd path measured slower."""
+    deconv = nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1)
+    fused = FusedConvTranspose(deconv, None, True)
+    x = torch.randn(1, cin, side, side).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        got = fused(x)
+    assert fused._winograd is None
+    with torch.no_grad():
+        torch.testing.assert_close(got, F.relu(deconv(x)), rtol=1e-4, atol=1e-4)
 
 
 def test_numba_kernels_leave_the_processs_torch_threads_alone():
