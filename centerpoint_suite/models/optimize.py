@@ -165,9 +165,10 @@ class FusedConv(nn.Module):
 class FusedConvTranspose(nn.Module):
     """ConvTranspose2d (groups 1, BN folded) [-> ReLU] for prediction: the 4x4 stride-2 ones with
     256+ channels on maps of 32x32+ as Winograd F(4x4, 2x2) per output phase
-    (``winograd.conv_transpose4x4s2``; ``winograd.transposed_eligible``), the others as one oneDNN call with weights packed once per
-    input shape (measured: 256 -> 256 channels, 64x64 -> 128x128, 55 ms against 65 ms for torch's
-    call plus the ReLU); torch's call off the CPU, with autograd or without oneDNN."""
+    (``winograd.conv_transpose4x4s2``; rule: ``winograd.transposed_eligible``), the others as one
+    oneDNN call with weights packed once per input shape (measured: 256 -> 256 channels, 64x64 ->
+    128x128, 55 ms against 65 ms for torch's call plus the ReLU); torch's call off the CPU, with
+    autograd or without oneDNN."""
 
     def __init__(self, conv: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None, relu: bool) -> None:
         super().__init__()
