@@ -216,8 +216,12 @@ def transform_transposed_weight(weight: Tensor) -> Tensor:
     return torch.cat(us).to(weight.dtype).contiguous()
 
 
-def transposed_eligible(weight: Tensor, stride, padding, output_padding, dilation, groups: int, x: Tensor) -> bool:
-    """Whether ``conv_transpose2d(x, weight, ...)`` takes ``conv_transpose4x4s2`` (rules measured to pay)."""
+def transposed_eligible(
+    weight: Tensor, stride, padding, output_padding, dilation, groups: int, x: Tensor, training: bool = False
+) -> bool:
+    """Whether ``conv_transpose2d(x, weight, ...)`` takes ``conv_transpose4x4s2`` (rules measured to
+    pay). ``training``: the rule of ``winograd_train``, which measured its own sides and channels
+    (its three passes against oneDNN's three): from ``MIN_CHANNELS`` here, its side there."""
     cin, cout, kh, kw = weight.shape
     return (
         (kh, kw) == (4, 4)
@@ -226,8 +230,8 @@ def transposed_eligible(weight: Tensor, stride, padding, output_padding, dilatio
         and tuple(output_padding) == (0, 0)
         and tuple(dilation) == (1, 1)
         and groups == 1
-        and min(cin, cout) >= MIN_CHANNELS_TRANSPOSED
-        and _wide_enough(x, cin, cout, MIN_SIDE_TRANSPOSED)
+        and (training or min(cin, cout) >= MIN_CHANNELS_TRANSPOSED)
+        and _wide_enough(x, cin, cout, MIN_SIDE if training else MIN_SIDE_TRANSPOSED)
     )
 
 

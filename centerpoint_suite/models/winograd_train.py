@@ -342,7 +342,7 @@ def takes_winograd_transposed(conv: nn.ConvTranspose2d, x: Tensor) -> bool:
         and x.dim() == 4
         and min(x.shape[-2:]) >= MIN_SIDE_TRAIN_TRANSPOSED
         and winograd.transposed_eligible(
-            conv.weight, conv.stride, conv.padding, conv.output_padding, conv.dilation, conv.groups, x
+            conv.weight, conv.stride, conv.padding, conv.output_padding, conv.dilation, conv.groups, x, training=True
         )
     )
 

@@ -142,6 +142,10 @@ def test_enable_keeps_parameters_and_counts_the_layers():
     side = winograd_train.MIN_SIDE_TRAIN_TRANSPOSED
     assert winograd_train.takes_winograd_transposed(first, torch.randn(1, first.in_channels, side, side))
     assert not winograd_train.takes_winograd_transposed(first, torch.randn(1, first.in_channels, side - 1, side))
+    # training keeps its own channel rule: 64 channels train this way (prediction needs 256)
+    narrow = nn.ConvTranspose2d(64, 64, 4, stride=2, padding=1)
+    assert winograd_train.enable(nn.Sequential(narrow)) == 1
+    assert winograd_train.takes_winograd_transposed(narrow, torch.randn(1, 64, side, side))
     net(torch.randn(1, 3, 64, 64))  # runs
 
 
