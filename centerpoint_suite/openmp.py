@@ -8,8 +8,16 @@ wake-up per region; beside another process it burns the cores the other needs. M
 second of one run alone / of each of two started at once):
 
 - the runtime's default: 1.39 / 0.25 (two together run at 0.18x of one alone);
-- ``GOMP_SPINCOUNT=10000``: 1.43 / 0.61 (0.43x), what ``import centerpoint_suite`` sets;
+- ``GOMP_SPINCOUNT=10000``: 1.43 / 0.61 (0.43x);
 - ``OMP_WAIT_POLICY=PASSIVE`` (never spin): 1.21 / 0.85 (0.69x).
+
+Later (AMD EPYC Zen 3, ``benchmarks/bench_concurrent.py``, 90 s runs, one alone then two together):
+``GOMP_SPINCOUNT=10000`` 1.210 / 0.459 + 0.467 (0.38x) and 1.202 / 0.469 + 0.469 (0.39x), 3000
+1.240 / 0.598 + 0.582 (0.48x), 1000 1.092 / 0.754 + 0.753 (0.69x): spinning 1000 times shares the
+cores as well as never spinning. Alone, it costs nothing measurable: 60 s runs alternated
+10000, 3000, 1000 twice gave 1.156, 1.209, 1.168 and 1.044, 1.118, 1.146 it/s, and res18's
+512x512 forward 289.9, 258.9, 285.6 ms at 10000 against 270.7, 273.1, 296.2 at 1000 (alternated).
+So ``import centerpoint_suite`` sets 1000.
 
 The runtime reads the variable once, when torch is imported, so ``set_spin_default`` acts only if
 torch is not imported yet, and never over the user's own ``GOMP_SPINCOUNT`` / ``OMP_WAIT_POLICY``.
@@ -22,7 +30,7 @@ import sys
 from collections.abc import MutableMapping
 
 #: iterations an idle OpenMP thread spins before sleeping (the runtime's default is 300000)
-SPINCOUNT = "10000"
+SPINCOUNT = "1000"
 
 #: variables through which the user has chosen the wait behaviour already
 USER_SETTINGS = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
