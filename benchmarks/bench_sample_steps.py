@@ -27,8 +27,6 @@ from centerpoint_suite.loading import keep_freed_memory
 from centerpoint_suite.transforms import get_normalization, normalization_lut, normalize_batch, warp_image
 from centerpoint_suite.types import OutputGeometry
 
-STREAMING = streaming.STREAMING
-
 
 def interleaved(fns: dict, repeat: int, per: int) -> dict[str, float]:
     """Median ms per sample of each function (``per`` samples a call), timed alternately."""
@@ -117,11 +115,11 @@ def steps(kind: str, data: Path | None, count: int, repeat: int) -> None:
             ]
 
     def ours_targets(stream: bool = True) -> list:
-        streaming.STREAMING = stream
+        saved, streaming.STREAMING = streaming.STREAMING, stream
         try:
             return [task.build_targets(s, g) for s, g in zip(samples, geos)]
         finally:
-            streaming.STREAMING = STREAMING
+            streaming.STREAMING = saved
 
     show(
         "targets",

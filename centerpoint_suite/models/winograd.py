@@ -217,11 +217,20 @@ def transform_transposed_weight(weight: Tensor) -> Tensor:
 
 
 def transposed_eligible(
-    weight: Tensor, stride, padding, output_padding, dilation, groups: int, x: Tensor, training: bool = False
+    weight: Tensor,
+    stride,
+    padding,
+    output_padding,
+    dilation,
+    groups: int,
+    x: Tensor,
+    min_side: int | None = None,
+    min_channels: int | None = None,
 ) -> bool:
     """Whether ``conv_transpose2d(x, weight, ...)`` takes ``conv_transpose4x4s2`` (rules measured to
-    pay). ``training``: the rule of ``winograd_train``, which measured its own sides and channels
-    (its three passes against oneDNN's three): from ``MIN_CHANNELS`` here, its side there."""
+    pay): inputs of ``min_side`` or more and ``min_channels`` or more on both sides, by default
+    prediction's ``MIN_SIDE_TRANSPOSED`` and ``MIN_CHANNELS_TRANSPOSED`` (read at the call;
+    ``winograd_train`` passes the thresholds it measured for its three passes)."""
     cin, cout, kh, kw = weight.shape
     return (
         (kh, kw) == (4, 4)
@@ -230,8 +239,8 @@ def transposed_eligible(
         and tuple(output_padding) == (0, 0)
         and tuple(dilation) == (1, 1)
         and groups == 1
-        and (training or min(cin, cout) >= MIN_CHANNELS_TRANSPOSED)
-        and _wide_enough(x, cin, cout, MIN_SIDE if training else MIN_SIDE_TRANSPOSED)
+        and min(cin, cout) >= (MIN_CHANNELS_TRANSPOSED if min_channels is None else min_channels)
+        and _wide_enough(x, cin, cout, MIN_SIDE_TRANSPOSED if min_side is None else min_side)
     )
 
 

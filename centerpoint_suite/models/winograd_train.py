@@ -340,9 +340,16 @@ def takes_winograd_transposed(conv: nn.ConvTranspose2d, x: Tensor) -> bool:
         isinstance(conv, WinogradConvTranspose2d)
         and winograd.numba_path_ok(x)
         and x.dim() == 4
-        and min(x.shape[-2:]) >= MIN_SIDE_TRAIN_TRANSPOSED
         and winograd.transposed_eligible(
-            conv.weight, conv.stride, conv.padding, conv.output_padding, conv.dilation, conv.groups, x, training=True
+            conv.weight,
+            conv.stride,
+            conv.padding,
+            conv.output_padding,
+            conv.dilation,
+            conv.groups,
+            x,
+            min_side=MIN_SIDE_TRAIN_TRANSPOSED,
+            min_channels=winograd.MIN_CHANNELS,
         )
     )
 
