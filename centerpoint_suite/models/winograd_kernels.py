@@ -365,3 +365,115 @@ def output_tiles_f42(m, r0, tw, out):  # pragma: no cover - compiled
                     out[y0 + 2, xx, k] = a2
                 if rows > 3:
                     out[y0 + 3, xx, k] = a3
+
+
+# ---- weight transforms of the training path (``winograd_train.py``), once per step ------------
+# As matrix products (the 36x9 Kronecker matrix against all Cin Cout kernels, K = 9) they ran at
+# 10-19 GFLOP/s: 15 ms for a 512x512 layer's 38 MB of points, against 3-4 ms here. Each kernel
+# reads channels-last weights (R, KH, KW, C), one row r per thread, and applies the transform
+# separably (along the kernel rows, then its columns) with the channels innermost.
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def weight_points(w, g, out):  # pragma: no cover - compiled
+    """3x3 kernels ``w`` (R, 3, 3, C) as their 36 points ``g k g^T`` (``g`` (6, 3)): out (36, R, C),
+    out[p * 6 + q, r, c] = sum_uv g[p, u] g[q, v] w[r, u, v, c]."""
+    rn, c = w.shape[0], w.shape[3]
+    for r in numba.prange(rn):
+        tmp = np.empty((6, 3, c), np.float32)
+        for p in range(6):
+            a0, a1, a2 = g[p, 0], g[p, 1], g[p, 2]
+            for v in range(3):
+                for k in range(c):
+                    tmp[p, v, k] = a0 * w[r, 0, v, k] + a1 * w[r, 1, v, k] + a2 * w[r, 2, v, k]
+        for p in range(6):
+            for q in range(6):
+                b0, b1, b2 = g[q, 0], g[q, 1], g[q, 2]
+                for k in range(c):
+                    out[p * 6 + q, r, k] = b0 * tmp[p, 0, k] + b1 * tmp[p, 1, k] + b2 * tmp[p, 2, k]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def point_taps(du, g, out):  # pragma: no cover - compiled
+    """The adjoint of ``weight_points``: points ``du`` (36, R, C) as 3x3 taps ``g^T du g``,
+    out (R, 3, 3, C), out[r, u, v, c] = sum_pq g[p, u] g[q, v] du[p * 6 + q, r, c]."""
+    rn, c = du.shape[1], du.shape[2]
+    for r in numba.prange(rn):
+        tmp = np.empty((6, 3, c), np.float32)  # along q first: tmp[p, v] = sum_q g[q, v] du[p, q]
+        for p in range(6):
+            for v in range(3):
+                b0, b1, b2, b3, b4, b5 = g[0, v], g[1, v], g[2, v], g[3, v], g[4, v], g[5, v]
+                for k in range(c):
+                    tmp[p, v, k] = (
+                        b0 * du[p * 6, r, k]
+                        + b1 * du[p * 6 + 1, r, k]
+                        + b2 * du[p * 6 + 2, r, k]
+                        + b3 * du[p * 6 + 3, r, k]
+                        + b4 * du[p * 6 + 4, r, k]
+                        + b5 * du[p * 6 + 5, r, k]
+                    )
+        for u in range(3):
+            a0, a1, a2, a3, a4, a5 = g[0, u], g[1, u], g[2, u], g[3, u], g[4, u], g[5, u]
+            for v in range(3):
+                for k in range(c):
+                    out[r, u, v, k] = (
+                        a0 * tmp[0, v, k]
+                        + a1 * tmp[1, v, k]
+                        + a2 * tmp[2, v, k]
+                        + a3 * tmp[3, v, k]
+                        + a4 * tmp[4, v, k]
+                        + a5 * tmp[5, v, k]
+                    )
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def phase_weight_points(w, ty, tx, g, out, col0):  # pragma: no cover - compiled
+    """The 2x2 taps (ty[a], tx[b]) of 4x4 kernels ``w`` (R, 4, 4, C) as their 25 F(4x4, 2x2) points
+    (``g`` (5, 2)): out[p * 5 + q, r, col0 + c] = sum_ab g[p, a] g[q, b] w[r, ty[a], tx[b], c]."""
+    rn, c = w.shape[0], w.shape[3]
+    y0, y1, x0, x1 = ty[0], ty[1], tx[0], tx[1]
+    for r in numba.prange(rn):
+        tmp = np.empty((5, 2, c), np.float32)
+        for p in range(5):
+            a0, a1 = g[p, 0], g[p, 1]
+            for k in range(c):
+                tmp[p, 0, k] = a0 * w[r, y0, x0, k] + a1 * w[r, y1, x0, k]
+                tmp[p, 1, k] = a0 * w[r, y0, x1, k] + a1 * w[r, y1, x1, k]
+        for p in range(5):
+            for q in range(5):
+                b0, b1 = g[q, 0], g[q, 1]
+                for k in range(c):
+                    out[p * 5 + q, r, col0 + k] = b0 * tmp[p, 0, k] + b1 * tmp[p, 1, k]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def phase_point_taps(du, ty, tx, g, out):  # pragma: no cover - compiled
+    """The adjoint of ``phase_weight_points`` (col0 = 0): points ``du`` (25, R, C) as the 2x2 taps
+    (ty[a], tx[b]) of ``out`` (R, 4, 4, C), out[r, ty[a], tx[b], c] = sum_pq g[p, a] g[q, b] du[p * 5 + q, r, c]
+    (its other taps left as they are)."""
+    rn, c = du.shape[1], du.shape[2]
+    for r in numba.prange(rn):
+        tmp = np.empty((5, 2, c), np.float32)
+        for p in range(5):
+            for b in range(2):
+                b0, b1, b2, b3, b4 = g[0, b], g[1, b], g[2, b], g[3, b], g[4, b]
+                for k in range(c):
+                    tmp[p, b, k] = (
+                        b0 * du[p * 5, r, k]
+                        + b1 * du[p * 5 + 1, r, k]
+                        + b2 * du[p * 5 + 2, r, k]
+                        + b3 * du[p * 5 + 3, r, k]
+                        + b4 * du[p * 5 + 4, r, k]
+                    )
+        for a in range(2):
+            a0, a1, a2, a3, a4 = g[0, a], g[1, a], g[2, a], g[3, a], g[4, a]
+            for b in range(2):
+                yy, xx = ty[a], tx[b]
+                for k in range(c):
+                    out[r, yy, xx, k] = (
+                        a0 * tmp[0, b, k]
+                        + a1 * tmp[1, b, k]
+                        + a2 * tmp[2, b, k]
+                        + a3 * tmp[3, b, k]
+                        + a4 * tmp[4, b, k]
+                    )

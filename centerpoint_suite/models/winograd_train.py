@@ -10,8 +10,8 @@ With ``U = G w G^T`` (6x6 per channel pair), ``V = B^T d B`` per input tile and
 - weight: ``dU = sum over tiles of V^T (A dY A^T)`` (36 matrix products over tiles, one per
   point), then ``dw = G^T dU G``.
 
-The per-step weight transforms are one float32 matrix product each (the constant 36x9 matrix
-``G (x) G`` against the weights), not the float64 transform of the prediction path, which runs
+The per-step weight transforms are float32 numba kernels (``winograd_kernels.weight_points``
+and its adjoint ``point_taps``), not the float64 transform of the prediction path, which runs
 once per model. Error: about 1e-5 of each result's largest value, like the forward
 (``tests/models/test_winograd_train.py`` checks all three against float64 autograd).
 
@@ -33,8 +33,10 @@ from torch import Tensor, nn
 from . import winograd
 from . import winograd_kernels as kernels
 
-#: (36, 9): row p*6+q, column u*3+v holds G[p, u] G[q, v]
-_GG = torch.from_numpy(np.kron(np.array(winograd._G), np.array(winograd._G)).astype(np.float32))
+#: G of F(4x4, 3x3) for the weight kernels, and with its columns reversed (the kernel rotated by
+#: 180 degrees: the input gradient's)
+_G32 = np.array(winograd._G, np.float32)
+_G32_FLIPPED = np.ascontiguousarray(_G32[:, ::-1])
 #: tiles per block of the weight gradient: long reductions for its matrix products (36 of
 #: Cin x tiles x Cout), kept to a few tens of MB of transformed tiles
 GRAD_BLOCK_TILES = 1024
@@ -45,18 +47,27 @@ GRAD_BLOCK_TILES = 1024
 MIN_SIDE_TRAIN = 16
 
 
+def kernels_last(weight: Tensor) -> np.ndarray:
+    """A (A, B, KH, KW) weight as the C-contiguous float32 array (A, KH, KW, B) the weight kernels
+    read: a view of a channels_last weight (the trainer's on CPU), a copy otherwise."""
+    return weight.detach().permute(0, 2, 3, 1).contiguous().numpy()
+
+
 def transform_weight_f32(weight: Tensor, flip: bool = False) -> Tensor:
-    """(Cout, Cin, 3, 3) -> (36, Cin, Cout) as ``winograd.transform_weight`` in one float32 product.
+    """(Cout, Cin, 3, 3) -> (36, Cin, Cout) as ``winograd.transform_weight``, in float32 (numba,
+    ``winograd_kernels.weight_points``): a transposed view of (36, Cout, Cin) memory, which the
+    matrix products take as it is.
 
     ``flip``: the transform of the kernel rotated by 180 degrees with its channel axes swapped,
     (36, Cout, Cin), which turns the forward path into the input gradient.
     """
     cout, cin = weight.shape[:2]
-    w = weight.detach()
-    if flip:
-        flat = w.permute(2, 3, 0, 1).reshape(9, cout * cin)
-        return (_GG.flip(1) @ flat).reshape(36, cout, cin)
-    return (_GG @ w.permute(2, 3, 1, 0).reshape(9, cin * cout)).reshape(36, cin, cout)
+    w = kernels_last(weight)
+    out = np.empty((36, cout, cin), np.float32)
+    winograd.use_torch_threads()
+    kernels.weight_points(w, _G32_FLIPPED if flip else _G32, out)
+    u = torch.from_numpy(out)
+    return u if flip else u.transpose(1, 2)
 
 
 def weight_grad(x: Tensor, grad: Tensor, like: Tensor | None = None) -> Tensor:
@@ -98,10 +109,11 @@ def weight_grad(x: Tensor, grad: Tensor, like: Tensor | None = None) -> Tensor:
             kernels.input_tiles(xs[i], r0, r1, tw, v.numpy())
             kernels.grad_tiles(gs[i], r0, r1, tw, m.numpy())
             accumulate(v[:, :t], m[:, :t])
-    taps = (_GG.t() @ du.reshape(36, cout * cin)).reshape(3, 3, cout, cin)
+    taps = torch.empty(cout, cin, 3, 3, memory_format=torch.channels_last)  # (Cout, 3, 3, Cin) in memory
+    kernels.point_taps(du.numpy(), _G32, taps.permute(0, 2, 3, 1).numpy())
     if like is not None and like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last):
-        return taps.permute(2, 0, 1, 3).contiguous().permute(0, 3, 1, 2)  # (Cout, 3, 3, Cin) in memory
-    return taps.permute(2, 3, 0, 1).contiguous()
+        return taps
+    return taps.contiguous()
 
 
 def _conv_function(name: str, forward, input_grad, weight_grad_of) -> type[torch.autograd.Function]:
@@ -214,44 +226,36 @@ def _shape_ok(conv: nn.Conv2d) -> bool:
 # K = 4 Cout sums them before a single output transform. Weight gradient: per phase, as for the
 # 3x3 case, ``dU = sum over tiles of V^T (A dY A^T)``, then ``dk = G^T dU G`` for its 2x2 taps.
 
-#: (25, 4): row p*5+q, column a*2+b holds G2[p, a] G2[q, b] (F(4x4, 2x2), winograd._G2)
-_GG2 = torch.from_numpy(np.kron(np.array(winograd._G2), np.array(winograd._G2)).astype(np.float32))
-
-
-def _phase_matrix(flip: bool) -> Tensor:
-    """(4 * 25, 16): row ph*25 + p*5 + q, column ky*4 + kx: ``_GG2`` of phase ph (``winograd.PHASES``
-    order) placed at the columns of that phase's taps (``winograd._PHASE_TAPS``; reversed with
-    ``flip``), so one product transforms the four phases' 2x2 kernels of a 4x4 weight."""
-    out = torch.zeros(4, 25, 4, 4)
-    for ph, (py, px) in enumerate(winograd.PHASES):
-        ty, tx = winograd._PHASE_TAPS[py], winograd._PHASE_TAPS[px]
-        if flip:
-            ty, tx = ty[::-1], tx[::-1]
-        for a in range(2):
-            for b in range(2):
-                out[ph, :, ty[a], tx[b]] = _GG2[:, a * 2 + b]
-    return out.reshape(100, 16)
-
-
-_PHASES_GG2 = _phase_matrix(False)
-#: the same for the input gradient, flipped, rows in point-major order (p*5 + q)*4 + ph: the
-#: product's (100, Cout Cin) rows are then the (25, 4 Cout, Cin) stack as it is (no copy)
-_POINTS_GG2_FLIPPED = _phase_matrix(True).reshape(4, 25, 16).transpose(0, 1).reshape(100, 16).contiguous()
+#: G of F(4x4, 2x2) for the weight kernels, and each output phase's taps of a 4x4 kernel
+#: (``winograd._PHASE_TAPS``) as arrays, forward and reversed (the input gradient's)
+_G2_32 = np.array(winograd._G2, np.float32)
+_TAPS = {p: np.array(t, np.int64) for p, t in winograd._PHASE_TAPS.items()}
+_TAPS_REVERSED = {p: np.ascontiguousarray(t[::-1]) for p, t in _TAPS.items()}
 
 
 def transform_transposed_weight_f32(weight: Tensor) -> Tensor:
-    """``winograd.transform_transposed_weight`` in one float32 product: (100, Cin, Cout)."""
+    """``winograd.transform_transposed_weight`` in float32 (numba): (100, Cin, Cout), the phases'
+    25 points one after another (``winograd.PHASES`` order)."""
     cin, cout = weight.shape[:2]
-    flat = weight.detach().permute(2, 3, 0, 1).reshape(16, cin * cout)
-    return (_PHASES_GG2 @ flat).reshape(100, cin, cout)
+    w = kernels_last(weight)  # (Cin, 4, 4, Cout)
+    out = np.empty((len(winograd.PHASES) * 25, cin, cout), np.float32)
+    winograd.use_torch_threads()
+    for ph, (py, px) in enumerate(winograd.PHASES):
+        kernels.phase_weight_points(w, _TAPS[py], _TAPS[px], _G2_32, out[25 * ph : 25 * ph + 25], 0)
+    return torch.from_numpy(out)
 
 
 def transform_transposed_weight_for_input_grad(weight: Tensor) -> Tensor:
     """(Cin, Cout, 4, 4) -> (25, 4 Cout, Cin): each phase's taps reversed, its channel axes
-    swapped, transformed, and the phases stacked along the rows (``phase_grad_input_tiles``' order)."""
+    swapped, transformed, and the phases stacked along the rows (``phase_grad_input_tiles``' order);
+    a transposed view of (25, Cin, 4 Cout) memory."""
     cin, cout = weight.shape[:2]
-    flat = weight.detach().permute(2, 3, 1, 0).reshape(16, cout * cin)
-    return (_POINTS_GG2_FLIPPED @ flat).reshape(25, 4 * cout, cin)
+    w = kernels_last(weight)
+    out = np.empty((25, cin, len(winograd.PHASES) * cout), np.float32)
+    winograd.use_torch_threads()
+    for ph, (py, px) in enumerate(winograd.PHASES):
+        kernels.phase_weight_points(w, _TAPS_REVERSED[py], _TAPS_REVERSED[px], _G2_32, out, ph * cout)
+    return torch.from_numpy(out).transpose(1, 2)
 
 
 def transposed_input_grad(grad: Tensor, weight: Tensor) -> Tensor:
@@ -279,7 +283,7 @@ def transposed_input_grad(grad: Tensor, weight: Tensor) -> Tensor:
 
 def transposed_weight_grad(x: Tensor, grad: Tensor, like: Tensor | None = None) -> Tensor:
     """d loss / d weight of ``conv_transpose2d(x, weight, stride=2, padding=1)`` (4x4), given the
-    output gradient; returns (Cin, Cout, 4, 4) contiguous (``like``: unused, the factory's signature)."""
+    output gradient; returns (Cin, Cout, 4, 4) in the memory format of ``like`` (the weight), contiguous without."""
     n, cin, h, w = x.shape
     cout = grad.shape[1]
     th, tw = math.ceil(h / winograd.M_OUT), math.ceil(w / winograd.M_OUT)
@@ -300,14 +304,13 @@ def transposed_weight_grad(x: Tensor, grad: Tensor, like: Tensor | None = None) 
                 torch.bmm(v[:, :t].transpose(1, 2), m[:, :t], out=du)
             else:
                 du.baddbmm_(v[:, :t].transpose(1, 2), m[:, :t])
-    dw = torch.empty(cin, cout, 4, 4)
+    dw = torch.empty(cin, cout, 4, 4, memory_format=torch.channels_last)
+    dws = dw.permute(0, 2, 3, 1).numpy()  # (Cin, 4, 4, Cout): each phase writes its four taps
     for ph, (py, px) in enumerate(winograd.PHASES):
-        taps = (_GG2.t() @ du[25 * ph : 25 * ph + 25].reshape(25, cin * cout)).reshape(2, 2, cin, cout)
-        ty, tx = winograd._PHASE_TAPS[py], winograd._PHASE_TAPS[px]
-        for a in range(2):
-            for b in range(2):
-                dw[:, :, ty[a], tx[b]] = taps[a, b]
-    return dw
+        kernels.phase_point_taps(du[25 * ph : 25 * ph + 25].numpy(), _TAPS[py], _TAPS[px], _G2_32, dws)
+    if like is not None and like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last):
+        return dw
+    return dw.contiguous()
 
 
 _ConvTranspose4x4s2 = _conv_function(

@@ -80,8 +80,9 @@ def test_three_passes_match_float64_autograd(n, cin, cout, h, w, with_bias, seed
         assert _rel(a, b) < 3e-5, name
 
 
-def test_weight_transforms_match_the_float64_transform():
-    weight = torch.randn(24, 16, 3, 3)
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
+def test_weight_transforms_match_the_float64_transform(fmt):
+    weight = torch.randn(24, 16, 3, 3).contiguous(memory_format=fmt)
     u = winograd.transform_weight(weight)
     assert torch.allclose(winograd_train.transform_weight_f32(weight), u, atol=1e-5)
     flipped = weight.flip(-1, -2).transpose(0, 1).contiguous()
@@ -329,3 +330,42 @@ def test_transposed_weight_transform_matches_the_float64_transform():
     weight = torch.randn(12, 20, 4, 4)
     got = winograd_train.transform_transposed_weight_f32(weight)
     assert torch.allclose(got, winograd.transform_transposed_weight(weight), atol=1e-5)
+
+
+def test_transposed_input_gradient_transform_matches_a_numpy_twin():
+    """(25, 4 Cout, Cin): row (pq, ph Cout + co) holds G2 k G2^T of phase ph's taps reversed."""
+    weight = torch.randn(6, 10, 4, 4, dtype=torch.float64)
+    g2 = np.array(winograd._G2)
+    want = np.zeros((25, 4 * 10, 6))
+    for ph, (py, px) in enumerate(winograd.PHASES):
+        ty, tx = winograd._PHASE_TAPS[py][::-1], winograd._PHASE_TAPS[px][::-1]
+        k = weight.numpy()[:, :, list(ty)][:, :, :, list(tx)]  # (Cin, Cout, 2, 2)
+        pts = np.einsum("pa,ioab,qb->pqoi", g2, k, g2).reshape(25, 10, 6)
+        want[:, ph * 10 : ph * 10 + 10] = pts
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        got = winograd_train.transform_transposed_weight_for_input_grad(weight.float().contiguous(memory_format=fmt))
+        assert got.shape == (25, 40, 6)
+        np.testing.assert_allclose(got.numpy(), want, atol=1e-5)
+
+
+def test_point_taps_kernels_match_numpy_twins():
+    """The weight gradients' last step, points -> kernel taps: ``G^T dU G`` (3x3) and per phase
+    ``G2^T dU G2`` into that phase's four taps of a 4x4 kernel."""
+    rng = np.random.default_rng(0)
+    g = np.array(winograd._G)
+    du = rng.standard_normal((36, 5, 7)).astype(np.float32)
+    out = np.empty((5, 3, 3, 7), np.float32)
+    kernels.point_taps(du, g.astype(np.float32), out)
+    want = np.einsum("pu,pqrc,qv->ruvc", g, du.reshape(6, 6, 5, 7).astype(np.float64), g)
+    np.testing.assert_allclose(out, want, atol=1e-5)
+
+    g2 = np.array(winograd._G2)
+    out = np.full((5, 4, 4, 7), np.nan, np.float32)
+    want = np.empty((5, 4, 4, 7))
+    for py, px in winograd.PHASES:
+        ty, tx = np.array(winograd._PHASE_TAPS[py]), np.array(winograd._PHASE_TAPS[px])
+        d = rng.standard_normal((25, 5, 7)).astype(np.float32)
+        kernels.phase_point_taps(d, ty, tx, g2.astype(np.float32), out)
+        taps = np.einsum("pa,pqrc,qb->rabc", g2, d.reshape(5, 5, 5, 7).astype(np.float64), g2)
+        want[:, ty[:, None], tx[None, :]] = taps
+    np.testing.assert_allclose(out, want, atol=1e-5)  # every tap written once (no NaN left)
