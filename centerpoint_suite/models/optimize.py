@@ -7,7 +7,7 @@ state_dict keys and its checkpoints are untouched) in which:
   is folded into it: ``w' = w * g / sqrt(var + eps)`` per output channel,
   ``b' = (b - mean) * g / sqrt(var + eps) + beta``;
 - each plain 3x3 / 1x1 convolution with the ReLU (and, in residual blocks, the residual
-  addition) that follows it becomes one call: Winograd F(4x4, 3x3) for wide 3x3 stride-1 ones
+  addition) that follows it becomes one call: Winograd F(4x4, 3x3) or F(6x6, 3x3) for wide 3x3 stride-1 ones
   (``winograd.py``), else oneDNN (``torch.ops.mkldnn._convolution_pointwise``) with weights packed
   once per input shape; plain torch ops where that is unavailable, off the CPU or when gradients
   are wanted; transposed convolutions likewise (``FusedConvTranspose``);
@@ -108,7 +108,7 @@ class FusedConv(nn.Module):
     before the ReLU (residual connections). Without autograd on CPU float32:
 
     - 3x3 stride-1 convolutions with 64+ channels on maps of 16x16+ run as Winograd
-      F(4x4, 3x3) (``winograd.py``; ``winograd_ok=False`` turns that off);
+      F(4x4, 3x3) or on large maps F(6x6, 3x3) (``winograd.py``; ``winograd_ok=False`` turns that off);
     - the others run as one oneDNN call (convolution + addition + ReLU) whose weights are
       re-laid out for oneDNN once per input shape and kept (``PackedWeights``):
       unpacked, oneDNN re-lays them out at every call, which cost up to 40% on small maps.
@@ -127,7 +127,7 @@ class FusedConv(nn.Module):
         self.stride, self.padding, self.dilation = list(conv.stride), list(conv.padding), list(conv.dilation)
         self.groups, self.relu, self.winograd_ok = conv.groups, relu, winograd_ok
         self._packed = PackedWeights()
-        self._winograd: Tensor | None = None  # transformed weights, made at first use
+        self._winograd: dict[int, Tensor] = {}  # transformed weights per tile side, made at first use
 
     def _packed_weight(self, x: Tensor) -> Tensor:
         return self._packed.get(
@@ -143,9 +143,8 @@ class FusedConv(nn.Module):
             if self.winograd_ok and winograd.eligible(
                 self.weight, self.stride, self.padding, self.dilation, self.groups, x
             ):
-                if self._winograd is None:
-                    self._winograd = winograd.transform_weight(self.weight)
-                return winograd.conv3x3(x, self._winograd, self.bias, self.relu, other)
+                u = _winograd_weight(self._winograd, self.weight, x)
+                return winograd.conv3x3(x, u, self.bias, self.relu, other)
             if _POINTWISE is not None:
                 args = (self.padding, self.stride, self.dilation, self.groups)
                 w = self._packed_weight(x)
@@ -160,6 +159,15 @@ class FusedConv(nn.Module):
     def extra_repr(self) -> str:
         w = self.weight.shape
         return f"{w[1] * self.groups}, {w[0]}, kernel_size={tuple(w[2:])}, stride={self.stride}, relu={self.relu}"
+
+
+def _winograd_weight(cache: dict[int, Tensor], weight: Tensor, x: Tensor) -> Tensor:
+    """The Winograd weights for a call on ``x``: F(6x6, 3x3) or F(4x4, 3x3) by the map's size
+    (``winograd.tile_side``), each transformed once (``cache``, by tile side)."""
+    m = winograd.tile_side(*x.shape[-2:])
+    if m not in cache:
+        cache[m] = winograd.transform_weight(weight, m)
+    return cache[m]
 
 
 class FusedConvTranspose(nn.Module):
@@ -222,14 +230,13 @@ class StackedHeadStarts(nn.Module):
         self.register_buffer("weight", torch.cat([c.weight for c in convs]), persistent=False)
         bias = None if convs[0].bias is None else torch.cat([c.bias for c in convs])
         self.register_buffer("bias", bias, persistent=False)
-        self._winograd: Tensor | None = None  # made at first use, like FusedConv's
+        self._winograd: dict[int, Tensor] = {}  # made at first use, like FusedConv's
 
     def forward(self, x: Tensor) -> list[Tensor] | None:
         if not (_inference_on_cpu(x, self.weight) and winograd.eligible(self.weight, (1, 1), (1, 1), (1, 1), 1, x)):
             return None
-        if self._winograd is None:
-            self._winograd = winograd.transform_weight(self.weight)
-        return list(winograd.conv3x3(x, self._winograd, self.bias, True).split(self.sizes, dim=1))
+        u = _winograd_weight(self._winograd, self.weight, x)
+        return list(winograd.conv3x3(x, u, self.bias, True).split(self.sizes, dim=1))
 
 
 def stack_head_starts(heads: list[nn.Module]) -> StackedHeadStarts | None:

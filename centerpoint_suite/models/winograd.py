@@ -5,6 +5,10 @@ Each 4x4 block of outputs is computed from a 6x6 input tile as ``A^T [(G w G^T) 
 points 0, +-1, +-2, infinity): 36 products per tile and channel pair instead of 144, so the
 channel mixing is 36 matrix products with a quarter of the direct convolution's multiplications.
 The tile transforms are numba kernels (``winograd_kernels.py``), the channel mixing ``torch.bmm``.
+On maps of 64x64 and more the prediction path takes F(6x6, 3x3) instead (8x8 tiles, 64 products
+per 36 outputs: 21% fewer; ``tile_side``); per layer (AMD EPYC Zen 3, batch 1, F(4x4) / F(6x6)):
+64 channels on 128x128 1.13x, 256 -> 192 on 128x128 1.15x, 256 on 64x64 1.16x, 128 on 64x64
+1.04x, 256 on 32x32 0.90x (which stays F(4x4)); whole networks res18 1.063x, resdcn18 1.056x.
 
 Where it pays (measured on this project's 2-core CPU against oneDNN's direct convolution with
 pre-packed weights, ``benchmarks/bench_winograd.py``): 128 or more input and output channels and
@@ -44,6 +48,40 @@ _G = [
 ]
 _AT = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
 M_OUT, TILE = 4, 6  # outputs per tile side, input tile side (M_OUT + 3 - 1)
+# F(6x6, 3x3) for large maps (points 0, +-1, +-2, +-1/2, infinity; 8x8 input tiles): 64 products
+# per 36 outputs and channel pair instead of 36 per 16, 21% fewer; float32 error about twice
+# F(4x4, 3x3)'s (``tests/models/test_winograd.py``). Prediction only (``tile_side``).
+_BT6 = [
+    [1, 0, -21 / 4, 0, 21 / 4, 0, -1, 0],
+    [0, 1, 1, -17 / 4, -17 / 4, 1, 1, 0],
+    [0, -1, 1, 17 / 4, -17 / 4, -1, 1, 0],
+    [0, 1 / 2, 1 / 4, -5 / 2, -5 / 4, 2, 1, 0],
+    [0, -1 / 2, 1 / 4, 5 / 2, -5 / 4, -2, 1, 0],
+    [0, 2, 4, -5 / 2, -5, 1 / 2, 1, 0],
+    [0, -2, 4, 5 / 2, -5, -1 / 2, 1, 0],
+    [0, -1, 0, 21 / 4, 0, -21 / 4, 0, 1],
+]
+_G6 = [
+    [1, 0, 0],
+    [-2 / 9, -2 / 9, -2 / 9],
+    [-2 / 9, 2 / 9, -2 / 9],
+    [1 / 90, 1 / 45, 2 / 45],
+    [1 / 90, -1 / 45, 2 / 45],
+    [32 / 45, 16 / 45, 8 / 45],
+    [32 / 45, -16 / 45, 8 / 45],
+    [0, 0, 1],
+]
+_AT6 = [
+    [1, 1, 1, 1, 1, 1, 1, 0],
+    [0, 1, -1, 2, -2, 1 / 2, -1 / 2, 0],
+    [0, 1, 1, 4, 4, 1 / 4, 1 / 4, 0],
+    [0, 1, -1, 8, -8, 1 / 8, -1 / 8, 0],
+    [0, 1, 1, 16, 16, 1 / 16, 1 / 16, 0],
+    [0, 1, -1, 32, -32, 1 / 32, -1 / 32, 1],
+]
+#: F(6x6, 3x3) is taken when its points cover the map with at most this share of F(4x4, 3x3)'s
+#: (128x128 and 64x64: 0.84; 32x32: 1.0, whose 6x6 tiles overhang the map)
+MAX_POINTS_F6 = 0.9
 #: tiles transformed and multiplied at once: keeps a block's transformed input (tiles x Cin x 36
 #: floats, 4.7 MB at 256 channels) near the cache instead of streaming whole maps through memory.
 #: The least per block; narrower convolutions take more (``block_tiles``).
@@ -64,13 +102,24 @@ def block_tiles(cin: int, cout: int) -> int:
     return BLOCK_TILES * min(4, max(1, 256 // max(1, min(cin, cout))))
 
 
-def transform_weight(weight: Tensor) -> Tensor:
-    """(Cout, Cin, 3, 3) -> (36, Cin, Cout): ``G w G^T`` per channel pair, computed in float64."""
+def tile_side(h: int, w: int) -> int:
+    """Outputs per tile side of the prediction path on an h x w map: 6 (F(6x6, 3x3)) where that
+    needs at most ``MAX_POINTS_F6`` of F(4x4, 3x3)'s transformed points, else 4."""
+    f6 = math.ceil(h / 6) * math.ceil(w / 6) * 64
+    f4 = math.ceil(h / 4) * math.ceil(w / 4) * 36
+    return 6 if f6 <= MAX_POINTS_F6 * f4 else 4
+
+
+def transform_weight(weight: Tensor, m: int = M_OUT) -> Tensor:
+    """(Cout, Cin, 3, 3) -> ((m + 2)^2, Cin, Cout): ``G w G^T`` per channel pair of F(m x m, 3x3)
+    (m = 4 or 6), computed in float64."""
     if weight.shape[-2:] != (3, 3):
         raise ValueError(f"Winograd F(4x4, 3x3) needs a 3x3 kernel, got {tuple(weight.shape[-2:])}")
-    g = torch.tensor(_G, dtype=torch.float64)
+    if m not in (4, 6):
+        raise ValueError(f"Winograd tiles of 4 or 6 outputs per side, got {m}")
+    g = torch.tensor(_G if m == 4 else _G6, dtype=torch.float64)
     u = torch.einsum("pu,ocuv,qv->pqco", g, weight.detach().double().cpu(), g)
-    return u.reshape(TILE * TILE, weight.shape[1], weight.shape[0]).to(weight.dtype).contiguous()
+    return u.reshape((m + 2) ** 2, weight.shape[1], weight.shape[0]).to(weight.dtype).contiguous()
 
 
 def numba_path_ok(x: Tensor) -> bool:
@@ -113,8 +162,12 @@ def conv3x3(x: Tensor, u: Tensor, bias: Tensor | None, relu: bool, other: Tensor
     """
     n, c, h, w = x.shape
     cout = u.shape[-1]
-    th, tw = math.ceil(h / M_OUT), math.ceil(w / M_OUT)
-    block = block_tiles(c, cout)
+    m_out = 6 if u.shape[0] == 64 else M_OUT  # F(6x6, 3x3) or F(4x4, 3x3), by the weights' points
+    input_tiles, output_tiles = (
+        (kernels.input_tiles6, kernels.output_tiles6) if m_out == 6 else (kernels.input_tiles, kernels.output_tiles)
+    )
+    th, tw = math.ceil(h / m_out), math.ceil(w / m_out)
+    block = block_tiles(c, cout)  # the same tile counts for F(6x6, 3x3) (0.5-2x measured: no better)
     rows = max(1, block // tw)
     xs = x.permute(0, 2, 3, 1).contiguous().numpy()  # (N, H, W, C): a view for channels_last input
     out = torch.empty(n, cout, h, w, dtype=x.dtype, memory_format=torch.channels_last)  # not a view
@@ -123,25 +176,25 @@ def conv3x3(x: Tensor, u: Tensor, bias: Tensor | None, relu: bool, other: Tensor
     b = _EMPTY1 if bias is None else bias.detach().contiguous().numpy()
     use_torch_threads()
     if n > 1 and 2 * th * tw <= block:  # small maps: several images per product
-        for i0, i1, v in image_groups(xs, th, tw, kernels.input_tiles, block):
+        for i0, i1, v in image_groups(xs, th, tw, input_tiles, block, u.shape[0]):
             m = torch.bmm(v, u)
             for i, mi in zip(range(i0, i1), m.chunk(i1 - i0, dim=1)):
-                kernels.output_tiles(mi.contiguous().numpy(), 0, tw, b, res[i] if res.shape[0] else res, relu, outs[i])
+                output_tiles(mi.contiguous().numpy(), 0, tw, b, res[i] if res.shape[0] else res, relu, outs[i])
         return out
-    v = torch.empty(TILE * TILE, rows * tw, c, dtype=x.dtype)
-    m = torch.empty(TILE * TILE, rows * tw, cout, dtype=x.dtype)
+    v = torch.empty(u.shape[0], rows * tw, c, dtype=x.dtype)
+    m = torch.empty(u.shape[0], rows * tw, cout, dtype=x.dtype)
     vs, ms = v.numpy(), m.numpy()
     for i in range(n):
         for r0 in range(0, th, rows):
             r1 = min(th, r0 + rows)
             t = (r1 - r0) * tw
-            kernels.input_tiles(xs[i], r0, r1, tw, vs)  # fills its first t columns
+            input_tiles(xs[i], r0, r1, tw, vs)  # fills its first t columns
             if t == rows * tw:
                 torch.bmm(v, u, out=m)
                 mt = ms
             else:  # the last, shorter block
                 mt = torch.bmm(v[:, :t], u).numpy()
-            kernels.output_tiles(mt, r0, tw, b, res[i] if res.shape[0] else res, relu, outs[i])
+            output_tiles(mt, r0, tw, b, res[i] if res.shape[0] else res, relu, outs[i])
     return out
 
 
@@ -149,7 +202,7 @@ _EMPTY1 = np.zeros(0, np.float32)
 _EMPTY3 = np.zeros((0, 0, 0), np.float32)
 
 
-def image_groups(images: np.ndarray, th: int, tw: int, transform, block: int | None = None):
+def image_groups(images: np.ndarray, th: int, tw: int, transform, block: int | None = None, points: int = TILE * TILE):
     """For maps of few tiles: yields (i0, i1, v) with ``v`` (36, (i1 - i0) T, C) the tiles of
     images i0..i1 side by side (``transform(image, 0, th, tw, buffer)`` each), about ``block``
     (default ``BLOCK_TILES``) tiles in all, so each matrix product has that many rows (one 16x16
@@ -157,10 +210,10 @@ def image_groups(images: np.ndarray, th: int, tw: int, transform, block: int | N
     n, c = images.shape[0], images.shape[-1]
     per = th * tw
     group = max(1, (block or BLOCK_TILES) // per)
-    one = np.empty((TILE * TILE, per, c), np.float32)
+    one = np.empty((points, per, c), np.float32)
     for i0 in range(0, n, group):
         i1 = min(n, i0 + group)
-        v = torch.empty(TILE * TILE, (i1 - i0) * per, c)
+        v = torch.empty(points, (i1 - i0) * per, c)
         for k, i in enumerate(range(i0, i1)):
             transform(images[i], 0, th, tw, one)
             v[:, k * per : (k + 1) * per] = torch.from_numpy(one)

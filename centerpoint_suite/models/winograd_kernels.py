@@ -128,6 +128,118 @@ def output_tiles(m, r0, tw, bias, residual, relu, out):  # pragma: no cover - co
 
 
 @numba.njit(inline="always")
+def _window8(x, y0, x0):  # pragma: no cover - compiled
+    """``_window6`` for the 8x8 tiles of F(6x6, 3x3)."""
+    h, w, c = x.shape
+    if y0 >= 0 and x0 >= 0 and y0 + 8 <= h and x0 + 8 <= w:
+        return x[y0 : y0 + 8, x0 : x0 + 8]
+    src = np.zeros((8, 8, c), np.float32)
+    ya, yb, xa, xb = max(0, y0), min(h, y0 + 8), max(0, x0), min(w, x0 + 8)
+    if ya < yb and xa < xb:
+        src[ya - y0 : yb - y0, xa - x0 : xb - x0] = x[ya:yb, xa:xb]
+    return src
+
+
+# float32 constants of the F(6x6, 3x3) transforms (a Python float would make the sums float64)
+_F0125, _F025, _F05, _F125 = np.float32(0.125), np.float32(0.25), np.float32(0.5), np.float32(1.25)
+_F2, _F25, _F4, _F425 = np.float32(2.0), np.float32(2.5), np.float32(4.0), np.float32(4.25)
+_F5, _F525, _F8, _F16 = np.float32(5.0), np.float32(5.25), np.float32(8.0), np.float32(16.0)
+_F32, _F00625, _F003125 = np.float32(32.0), np.float32(0.0625), np.float32(0.03125)
+
+
+@numba.njit(inline="always")
+def _bt8(d0, d1, d2, d3, d4, d5, d6, d7):  # pragma: no cover - compiled
+    """B^T of F(6x6, 3x3) (``winograd._BT6``) applied to 8 values."""
+    a, b = d2 - _F425 * d4 + d6, d1 - _F425 * d3 + d5
+    c, e = _F025 * d2 - _F125 * d4 + d6, _F05 * d1 - _F25 * d3 + _F2 * d5
+    f, g = _F4 * d2 - _F5 * d4 + d6, _F2 * d1 - _F25 * d3 + _F05 * d5
+    return d0 - d6 + _F525 * (d4 - d2), a + b, a - b, c + e, c - e, f + g, f - g, d7 - d1 + _F525 * (d3 - d5)
+
+
+@numba.njit(inline="always")
+def _at8(m0, m1, m2, m3, m4, m5, m6, m7):  # pragma: no cover - compiled
+    """A^T of F(6x6, 3x3) (``winograd._AT6``) applied to 8 values."""
+    sp, sm = m1 + m2, m1 - m2
+    tp, tm = m3 + m4, m3 - m4
+    up, um = m5 + m6, m5 - m6
+    return (
+        m0 + sp + tp + up,
+        sm + _F2 * tm + _F05 * um,
+        sp + _F4 * tp + _F025 * up,
+        sm + _F8 * tm + _F0125 * um,
+        sp + _F16 * tp + _F00625 * up,
+        sm + _F32 * tm + _F003125 * um + m7,
+    )
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def input_tiles6(x, r0, r1, tw, v):  # pragma: no cover - compiled
+    """``input_tiles`` for F(6x6, 3x3): 8x8 tiles read at (6 ty - 1, 6 tx - 1), ``B^T d B`` into v (64, >= T, C)."""
+    c = x.shape[2]
+    for t in numba.prange((r1 - r0) * tw):
+        src = _window8(x, (r0 + t // tw) * 6 - 1, (t % tw) * 6 - 1)
+        tmp = np.empty((8, 8, c), np.float32)
+        for i in range(8):  # B^T along each row
+            for k in range(c):
+                b0, b1, b2, b3, b4, b5, b6, b7 = _bt8(
+                    src[i, 0, k], src[i, 1, k], src[i, 2, k], src[i, 3, k],
+                    src[i, 4, k], src[i, 5, k], src[i, 6, k], src[i, 7, k],
+                )  # fmt: skip
+                tmp[i, 0, k], tmp[i, 1, k], tmp[i, 2, k], tmp[i, 3, k] = b0, b1, b2, b3
+                tmp[i, 4, k], tmp[i, 5, k], tmp[i, 6, k], tmp[i, 7, k] = b4, b5, b6, b7
+        for j in range(8):  # then along each column
+            for k in range(c):
+                b0, b1, b2, b3, b4, b5, b6, b7 = _bt8(
+                    tmp[0, j, k], tmp[1, j, k], tmp[2, j, k], tmp[3, j, k],
+                    tmp[4, j, k], tmp[5, j, k], tmp[6, j, k], tmp[7, j, k],
+                )  # fmt: skip
+                v[j, t, k], v[8 + j, t, k], v[16 + j, t, k], v[24 + j, t, k] = b0, b1, b2, b3
+                v[32 + j, t, k], v[40 + j, t, k], v[48 + j, t, k], v[56 + j, t, k] = b4, b5, b6, b7
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
+def output_tiles6(m, r0, tw, bias, residual, relu, out):  # pragma: no cover - compiled
+    """``output_tiles`` for F(6x6, 3x3): the products ``m`` (64, T, Cout) as ``A^T m A`` 6x6 blocks."""
+    h, w, c = out.shape
+    has_bias, has_res = bias.shape[0] > 0, residual.shape[0] > 0
+    for t in numba.prange(m.shape[1]):
+        y0 = (r0 + t // tw) * 6
+        x0 = (t % tw) * 6
+        tmp = np.empty((8, 6, c), np.float32)
+        for i in range(8):  # A^T along each row of points
+            o = i * 8
+            for k in range(c):
+                a0, a1, a2, a3, a4, a5 = _at8(
+                    m[o, t, k], m[o + 1, t, k], m[o + 2, t, k], m[o + 3, t, k],
+                    m[o + 4, t, k], m[o + 5, t, k], m[o + 6, t, k], m[o + 7, t, k],
+                )  # fmt: skip
+                tmp[i, 0, k], tmp[i, 1, k], tmp[i, 2, k] = a0, a1, a2
+                tmp[i, 3, k], tmp[i, 4, k], tmp[i, 5, k] = a3, a4, a5
+        col = np.empty((6, c), np.float32)
+        for j in range(6):  # then along each column, into the image
+            xx = x0 + j
+            if xx >= w:
+                break
+            for k in range(c):
+                a0, a1, a2, a3, a4, a5 = _at8(
+                    tmp[0, j, k], tmp[1, j, k], tmp[2, j, k], tmp[3, j, k],
+                    tmp[4, j, k], tmp[5, j, k], tmp[6, j, k], tmp[7, j, k],
+                )  # fmt: skip
+                col[0, k], col[1, k], col[2, k], col[3, k], col[4, k], col[5, k] = a0, a1, a2, a3, a4, a5
+            for r in range(6):
+                yy = y0 + r
+                if yy >= h:
+                    break
+                for k in range(c):
+                    val = col[r, k]
+                    if has_bias:
+                        val += bias[k]
+                    if has_res:
+                        val += residual[yy, xx, k]
+                    out[yy, xx, k] = max(val, np.float32(0.0)) if relu else val
+
+
+@numba.njit(inline="always")
 def _bt2(d0, d1, d2, d3, d4):  # pragma: no cover - compiled
     """B^T of F(4x4, 2x2) (rows scaled to integers, ``winograd._BT2``) applied to 5 values."""
     return 2 * d0 - d1 - 2 * d2 + d3, 2 * d1 + d2 - d3, -2 * d1 + 3 * d2 - d3, d3 - d1, 2 * d1 - d2 - 2 * d3 + d4

@@ -1,5 +1,5 @@
-"""Winograd F(4x4, 3x3): the numba tile kernels against plain-numpy twins (Kronecker
-products of the transform matrices), and the whole convolution against float64 conv2d."""
+"""Winograd F(4x4, 3x3) and F(6x6, 3x3): the numba tile kernels against plain-numpy twins
+(Kronecker products of the transform matrices), and the whole convolution against float64 conv2d."""
 
 from __future__ import annotations
 
@@ -18,36 +18,43 @@ from centerpoint_suite.models import winograd
 from centerpoint_suite.models import winograd_kernels as kernels
 from centerpoint_suite.models.optimize import FusedConv, FusedConvTranspose
 
-BT = np.array(winograd._BT, np.float64)
-AT = np.array(winograd._AT, np.float64)
+#: per tile side m of the outputs: B^T, A^T and the numba kernels
+TRANSFORMS = {
+    4: (np.array(winograd._BT, np.float64), np.array(winograd._AT, np.float64)),
+    6: (np.array(winograd._BT6, np.float64), np.array(winograd._AT6, np.float64)),
+}
+KERNELS = {4: (kernels.input_tiles, kernels.output_tiles), 6: (kernels.input_tiles6, kernels.output_tiles6)}
+BT, AT = TRANSFORMS[4]
 
 
-def _padded(x: np.ndarray, r1: int, tw: int) -> np.ndarray:
+def _padded(x: np.ndarray, r1: int, tw: int, m: int = 4) -> np.ndarray:
     """``x`` (H, W, C) with the convolution's zero border: rows up to tile row r1, tw tile columns."""
     h, w, c = x.shape
-    padded = np.zeros((4 * r1 + 2, 4 * tw + 2, c))
-    rows = min(h, 4 * r1 + 1)
+    padded = np.zeros((m * r1 + 2, m * tw + 2, c))
+    rows = min(h, m * r1 + 1)
     padded[1 : 1 + rows, 1 : 1 + w] = x[:rows]
     return padded
 
 
-def input_tiles_twin(x: np.ndarray, r0: int, r1: int, tw: int) -> np.ndarray:
-    """(H, W, C) -> (36, T, C): zero-padded 6x6 tiles at stride 4 from (-1, -1), B^T d B each."""
-    c = x.shape[2]
-    padded = _padded(x, r1, tw)
+def input_tiles_twin(x: np.ndarray, r0: int, r1: int, tw: int, m: int = 4) -> np.ndarray:
+    """(H, W, C) -> ((m + 2)^2, T, C): zero-padded (m + 2)-side tiles at stride m from (-1, -1), B^T d B each."""
+    c, n = x.shape[2], m + 2
+    padded = _padded(x, r1, tw, m)
     tiles = [
-        padded[4 * ty : 4 * ty + 6, 4 * tx : 4 * tx + 6].reshape(36, c) for ty in range(r0, r1) for tx in range(tw)
+        padded[m * ty : m * ty + n, m * tx : m * tx + n].reshape(n * n, c) for ty in range(r0, r1) for tx in range(tw)
     ]
-    return np.einsum("pq,tqc->ptc", np.kron(BT, BT), np.stack(tiles))
+    bt = TRANSFORMS[m][0]
+    return np.einsum("pq,tqc->ptc", np.kron(bt, bt), np.stack(tiles))
 
 
-def output_tiles_twin(m, r0, tw, bias, residual, relu, h, w):
-    """(36, T, C) -> the 4x4 blocks A^T m A placed at tile rows r0.. of an (h, w, C) image (NaN elsewhere)."""
-    c = m.shape[-1]
-    blocks = np.einsum("pq,qtc->tpc", np.kron(AT, AT), m.astype(np.float64)).reshape(-1, 4, 4, c)
+def output_tiles_twin(mm, r0, tw, bias, residual, relu, h, w, m: int = 4):
+    """((m + 2)^2, T, C) -> the m x m blocks A^T mm A placed at tile rows r0.. of an (h, w, C) image (NaN elsewhere)."""
+    c = mm.shape[-1]
+    at = TRANSFORMS[m][1]
+    blocks = np.einsum("pq,qtc->tpc", np.kron(at, at), mm.astype(np.float64)).reshape(-1, m, m, c)
     out = np.full((h, w, c), np.nan)
     for t, block in enumerate(blocks):
-        y0, x0 = 4 * (r0 + t // tw), 4 * (t % tw)
+        y0, x0 = m * (r0 + t // tw), m * (t % tw)
         part = block[: h - y0, : w - x0]
         out[y0 : y0 + part.shape[0], x0 : x0 + part.shape[1]] = part
     if bias is not None:
@@ -57,21 +64,26 @@ def output_tiles_twin(m, r0, tw, bias, residual, relu, h, w):
     return np.maximum(out, 0) if relu else out
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
-    h=st.integers(1, 19), w=st.integers(1, 19), c=st.integers(1, 9), block=st.integers(1, 3), seed=st.integers(0, 999)
+    h=st.integers(1, 19),
+    w=st.integers(1, 19),
+    c=st.integers(1, 9),
+    block=st.integers(1, 3),
+    m=st.sampled_from([4, 6]),
+    seed=st.integers(0, 999),
 )
-def test_input_tiles_match_twin(h, w, c, block, seed):
+def test_input_tiles_match_twin(h, w, c, block, m, seed):
     x = np.random.default_rng(seed).normal(size=(h, w, c)).astype(np.float32)
-    th, tw = math.ceil(h / 4), math.ceil(w / 4)
+    th, tw = math.ceil(h / m), math.ceil(w / m)
     for r0 in range(0, th, block):
         r1 = min(th, r0 + block)
-        v = np.full((36, (r1 - r0) * tw, c), np.nan, np.float32)
-        kernels.input_tiles(x, r0, r1, tw, v)
-        np.testing.assert_allclose(v, input_tiles_twin(x, r0, r1, tw), rtol=1e-5, atol=1e-4)
+        v = np.full(((m + 2) ** 2, (r1 - r0) * tw, c), np.nan, np.float32)
+        KERNELS[m][0](x, r0, r1, tw, v)
+        np.testing.assert_allclose(v, input_tiles_twin(x, r0, r1, tw, m), rtol=1e-5, atol=1e-4)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     h=st.integers(1, 19),
     w=st.integers(1, 19),
@@ -79,19 +91,20 @@ def test_input_tiles_match_twin(h, w, c, block, seed):
     with_bias=st.booleans(),
     with_residual=st.booleans(),
     relu=st.booleans(),
+    side=st.sampled_from([4, 6]),
     seed=st.integers(0, 999),
 )
-def test_output_tiles_match_twin(h, w, c, with_bias, with_residual, relu, seed):
+def test_output_tiles_match_twin(h, w, c, with_bias, with_residual, relu, side, seed):
     rng = np.random.default_rng(seed)
-    th, tw = math.ceil(h / 4), math.ceil(w / 4)
-    m = rng.normal(size=(36, th * tw, c)).astype(np.float32)
+    th, tw = math.ceil(h / side), math.ceil(w / side)
+    m = rng.normal(size=((side + 2) ** 2, th * tw, c)).astype(np.float32)
     bias = rng.normal(size=c).astype(np.float32) if with_bias else None
     residual = rng.normal(size=(h, w, c)).astype(np.float32) if with_residual else None
     out = np.full((h, w, c), np.nan, np.float32)
     r1 = max(1, th // 2)  # two calls, as the convolution's blocks do
     for r0, r1_ in ((0, r1), (r1, th)):
         if r0 < r1_:
-            kernels.output_tiles(
+            KERNELS[side][1](
                 np.ascontiguousarray(m[:, r0 * tw : r1_ * tw]),  # contiguous, as the convolution passes it
                 r0,
                 tw,
@@ -100,7 +113,7 @@ def test_output_tiles_match_twin(h, w, c, with_bias, with_residual, relu, seed):
                 relu,
                 out,
             )
-    want = output_tiles_twin(m, 0, tw, bias, residual, relu, h, w)
+    want = output_tiles_twin(m, 0, tw, bias, residual, relu, h, w, side)
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-4)
 
 
@@ -115,9 +128,10 @@ def test_output_tiles_match_twin(h, w, c, with_bias, with_residual, relu, seed):
     with_bias=st.booleans(),
     with_other=st.booleans(),
     channels_last=st.booleans(),
+    side=st.sampled_from([4, 6]),
     seed=st.integers(0, 999),
 )
-def test_conv3x3_matches_float64_conv(n, c, cout, h, w, relu, with_bias, with_other, channels_last, seed):
+def test_conv3x3_matches_float64_conv(n, c, cout, h, w, relu, with_bias, with_other, channels_last, side, seed):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, c, h, w, generator=g)
     if channels_last:
@@ -126,7 +140,7 @@ def test_conv3x3_matches_float64_conv(n, c, cout, h, w, relu, with_bias, with_ot
     bias = torch.randn(cout, generator=g) if with_bias else None
     other = torch.randn(n, cout, h, w, generator=g) if with_other else None
     with torch.inference_mode():
-        got = winograd.conv3x3(x, winograd.transform_weight(weight), bias, relu, other)
+        got = winograd.conv3x3(x, winograd.transform_weight(weight, side), bias, relu, other)
         ref = F.conv2d(x.double(), weight.double(), None if bias is None else bias.double(), padding=1)
         if other is not None:
             ref = ref + other.double()
@@ -134,7 +148,7 @@ def test_conv3x3_matches_float64_conv(n, c, cout, h, w, relu, with_bias, with_ot
             ref = ref.relu()
     assert got.shape == ref.shape and got.is_contiguous(memory_format=torch.channels_last)
     scale = float(ref.abs().max().clamp_min(1e-6))
-    assert float((got.double() - ref).abs().max()) <= 5e-5 * scale  # F(4x4, 3x3) float32: ~1e-5 measured
+    assert float((got.double() - ref).abs().max()) <= 5e-5 * scale  # float32: ~1e-5 measured (F(6x6) ~2x F(4x4))
 
 
 def test_eligibility_rules():
@@ -148,6 +162,26 @@ def test_eligibility_rules():
     assert not winograd.eligible(w, (1, 1), (1, 1), (1, 1), 1, x.double())
     with pytest.raises(ValueError, match="3x3"):
         winograd.transform_weight(torch.zeros(4, 4, 5, 5))
+    with pytest.raises(ValueError, match="4 or 6"):
+        winograd.transform_weight(w, 5)
+
+
+def test_large_maps_take_six_by_six_tiles():
+    """F(6x6, 3x3) where its points cover the map with at most 0.9 of F(4x4, 3x3)'s: 64x64 and
+    128x128 (0.84), not 32x32 (1.0: its 6x6 tiles overhang) nor 16x16."""
+    assert [winograd.tile_side(s, s) for s in (16, 32, 64, 128)] == [4, 4, 6, 6]
+    assert winograd.tile_side(128, 32) == 4 and winograd.tile_side(96, 72) == 6
+    torch.manual_seed(0)
+    fused = FusedConv(nn.Conv2d(64, 64, 3, padding=1), None, True)
+    for side, tiles in ((64, 6), (32, 4)):
+        x = torch.randn(1, 64, side, side).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            got = fused(x)
+        assert fused._winograd[tiles].shape[0] == (tiles + 2) ** 2  # transformed once per tile side
+        with torch.no_grad():
+            ref = F.relu(F.conv2d(x.double(), fused.weight.double(), fused.bias.double(), padding=1))
+        assert float((got.double() - ref).abs().max()) <= 5e-5 * float(ref.abs().max())
+    assert sorted(fused._winograd) == [4, 6]
 
 
 def test_narrow_convolutions_take_larger_blocks_and_the_same_results(monkeypatch):
