@@ -488,21 +488,22 @@ def output_tiles_f42(m, r0, tw, out):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
 def weight_points(w, g, out):  # pragma: no cover - compiled
-    """3x3 kernels ``w`` (R, 3, 3, C) as their 36 points ``g k g^T`` (``g`` (6, 3)): out (36, R, C),
-    out[p * 6 + q, r, c] = sum_uv g[p, u] g[q, v] w[r, u, v, c]."""
+    """3x3 kernels ``w`` (R, 3, 3, C) as their P^2 points ``g k g^T`` (``g`` (P, 3): P = 6 for
+    F(4x4, 3x3), 8 for F(6x6, 3x3)): out (P^2, R, C), out[p * P + q, r, c] = sum_uv g[p, u] g[q, v] w[r, u, v, c]."""
     rn, c = w.shape[0], w.shape[3]
+    pn = g.shape[0]
     for r in numba.prange(rn):
-        tmp = np.empty((6, 3, c), np.float32)
-        for p in range(6):
+        tmp = np.empty((pn, 3, c), np.float32)
+        for p in range(pn):
             a0, a1, a2 = g[p, 0], g[p, 1], g[p, 2]
             for v in range(3):
                 for k in range(c):
                     tmp[p, v, k] = a0 * w[r, 0, v, k] + a1 * w[r, 1, v, k] + a2 * w[r, 2, v, k]
-        for p in range(6):
-            for q in range(6):
+        for p in range(pn):
+            for q in range(pn):
                 b0, b1, b2 = g[q, 0], g[q, 1], g[q, 2]
                 for k in range(c):
-                    out[p * 6 + q, r, k] = b0 * tmp[p, 0, k] + b1 * tmp[p, 1, k] + b2 * tmp[p, 2, k]
+                    out[p * pn + q, r, k] = b0 * tmp[p, 0, k] + b1 * tmp[p, 1, k] + b2 * tmp[p, 2, k]
 
 
 @numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)

@@ -10,7 +10,9 @@ With ``U = G w G^T`` (6x6 per channel pair), ``V = B^T d B`` per input tile and
 - weight: ``dU = sum over tiles of V^T (A dY A^T)`` (36 matrix products over tiles, one per
   point), then ``dw = G^T dU G``.
 
-The per-step weight transforms are float32 numba kernels (``winograd_kernels.weight_points``
+The forward and the input gradient take F(6x6, 3x3) where the prediction path does
+(``winograd.tile_side``: maps of 64x64 and more; res18 batch-4 training step 1.076x, interleaved
+on the AMD EPYC Zen 3); the weight gradient stays F(4x4, 3x3). The per-step weight transforms are float32 numba kernels (``winograd_kernels.weight_points``
 and its adjoint ``point_taps``), not the float64 transform of the prediction path, which runs
 once per model. Error: about 1e-5 of each result's largest value, like the forward
 (``tests/models/test_winograd_train.py`` checks all three against float64 autograd).
@@ -37,6 +39,11 @@ from . import winograd_kernels as kernels
 #: 180 degrees: the input gradient's)
 _G32 = np.array(winograd._G, np.float32)
 _G32_FLIPPED = np.ascontiguousarray(_G32[:, ::-1])
+#: the same for F(6x6, 3x3), by tile side
+_GS = {
+    4: (_G32, _G32_FLIPPED),
+    6: (np.array(winograd._G6, np.float32), np.array(winograd._G6, np.float32)[:, ::-1].copy()),
+}
 #: tiles per block of the weight gradient: long reductions for its matrix products (36 of
 #: Cin x tiles x Cout), kept to a few tens of MB of transformed tiles
 GRAD_BLOCK_TILES = 1024
@@ -53,19 +60,19 @@ def kernels_last(weight: Tensor) -> np.ndarray:
     return weight.detach().permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def transform_weight_f32(weight: Tensor, flip: bool = False) -> Tensor:
-    """(Cout, Cin, 3, 3) -> (36, Cin, Cout) as ``winograd.transform_weight``, in float32 (numba,
-    ``winograd_kernels.weight_points``): a transposed view of (36, Cout, Cin) memory, which the
-    matrix products take as it is.
+def transform_weight_f32(weight: Tensor, flip: bool = False, m: int = winograd.M_OUT) -> Tensor:
+    """(Cout, Cin, 3, 3) -> ((m + 2)^2, Cin, Cout) as ``winograd.transform_weight(weight, m)``, in
+    float32 (numba, ``winograd_kernels.weight_points``): a transposed view of ((m + 2)^2, Cout, Cin)
+    memory, which the matrix products take as it is.
 
     ``flip``: the transform of the kernel rotated by 180 degrees with its channel axes swapped,
-    (36, Cout, Cin), which turns the forward path into the input gradient.
+    ((m + 2)^2, Cout, Cin), which turns the forward path into the input gradient.
     """
     cout, cin = weight.shape[:2]
     w = kernels_last(weight)
-    out = np.empty((36, cout, cin), np.float32)
+    out = np.empty(((m + 2) ** 2, cout, cin), np.float32)
     winograd.use_torch_threads()
-    kernels.weight_points(w, _G32_FLIPPED if flip else _G32, out)
+    kernels.weight_points(w, _GS[m][1 if flip else 0], out)
     u = torch.from_numpy(out)
     return u if flip else u.transpose(1, 2)
 
@@ -136,12 +143,17 @@ def _conv_function(name: str, forward, input_grad, weight_grad_of) -> type[torch
     return type(name, (torch.autograd.Function,), {"forward": staticmethod(fwd), "backward": staticmethod(bwd)})
 
 
-_Conv3x3 = _conv_function(
-    "_Conv3x3",
-    lambda x, weight, bias: winograd.conv3x3(x, transform_weight_f32(weight), bias, relu=False),
-    lambda grad, weight: winograd.conv3x3(grad, transform_weight_f32(weight, flip=True), None, relu=False),
-    weight_grad,
-)
+def _forward(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    m = winograd.tile_side(*x.shape[-2:])  # F(6x6, 3x3) on large maps, as prediction
+    return winograd.conv3x3(x, transform_weight_f32(weight, m=m), bias, relu=False)
+
+
+def _input_grad(grad: Tensor, weight: Tensor) -> Tensor:
+    m = winograd.tile_side(*grad.shape[-2:])
+    return winograd.conv3x3(grad, transform_weight_f32(weight, flip=True, m=m), None, relu=False)
+
+
+_Conv3x3 = _conv_function("_Conv3x3", _forward, _input_grad, weight_grad)
 
 
 def conv3x3(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

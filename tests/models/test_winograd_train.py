@@ -80,14 +80,15 @@ def test_three_passes_match_float64_autograd(n, cin, cout, h, w, with_bias, seed
         assert _rel(a, b) < 3e-5, name
 
 
+@pytest.mark.parametrize("m", [4, 6])
 @pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
-def test_weight_transforms_match_the_float64_transform(fmt):
+def test_weight_transforms_match_the_float64_transform(fmt, m):
     weight = torch.randn(24, 16, 3, 3).contiguous(memory_format=fmt)
-    u = winograd.transform_weight(weight)
-    assert torch.allclose(winograd_train.transform_weight_f32(weight), u, atol=1e-5)
+    u = winograd.transform_weight(weight, m)
+    assert torch.allclose(winograd_train.transform_weight_f32(weight, m=m), u, atol=1e-5)
     flipped = weight.flip(-1, -2).transpose(0, 1).contiguous()
     assert torch.allclose(
-        winograd_train.transform_weight_f32(weight, flip=True), winograd.transform_weight(flipped), atol=1e-5
+        winograd_train.transform_weight_f32(weight, flip=True, m=m), winograd.transform_weight(flipped, m), atol=1e-5
     )
 
 
