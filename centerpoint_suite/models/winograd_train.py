@@ -12,10 +12,11 @@ With ``U = G w G^T`` (6x6 per channel pair), ``V = B^T d B`` per input tile and
 
 The forward and the input gradient take F(6x6, 3x3) where the prediction path does
 (``winograd.tile_side``: maps of 64x64 and more; res18 batch-4 training step 1.076x, interleaved
-on the AMD EPYC Zen 3); the weight gradient stays F(4x4, 3x3). The per-step weight transforms are float32 numba kernels (``winograd_kernels.weight_points``
-and its adjoint ``point_taps``), not the float64 transform of the prediction path, which runs
-once per model. Error: about 1e-5 of each result's largest value, like the forward
-(``tests/models/test_winograd_train.py`` checks all three against float64 autograd).
+on the AMD EPYC Zen 3); the weight gradient stays F(4x4, 3x3). The per-step weight transforms
+are float32 numba kernels (``winograd_kernels.weight_points`` and its adjoint ``point_taps``),
+not the float64 transform of the prediction path, which runs once per model. Error: about 1e-5
+of each result's largest value, like the forward (``tests/models/test_winograd_train.py`` checks
+all three against float64 autograd).
 
 ``enable(net)`` switches a network's eligible ``nn.Conv2d`` layers to ``WinogradConv2d`` (same
 parameters and state_dict); each call then takes this path when its input qualifies (CPU float32
