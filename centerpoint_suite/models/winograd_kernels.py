@@ -24,17 +24,37 @@ import numpy as np
 
 
 @numba.njit(inline="always")
-def _window6(x, y0, x0):  # pragma: no cover - compiled
-    """The 6x6 window of ``x`` (H, W, C) at (y0, x0): a view inside the image, else a copy of
+def _window(x, y0, x0, n):  # pragma: no cover - compiled
+    """The n x n window of ``x`` (H, W, C) at (y0, x0): a view inside the image, else a copy of
     what lies inside it in zeros (the convolution's padding)."""
     h, w, c = x.shape
-    if y0 >= 0 and x0 >= 0 and y0 + 6 <= h and x0 + 6 <= w:
-        return x[y0 : y0 + 6, x0 : x0 + 6]
-    src = np.zeros((6, 6, c), np.float32)
-    ya, yb, xa, xb = max(0, y0), min(h, y0 + 6), max(0, x0), min(w, x0 + 6)
+    if y0 >= 0 and x0 >= 0 and y0 + n <= h and x0 + n <= w:
+        return x[y0 : y0 + n, x0 : x0 + n]
+    src = np.zeros((n, n, c), np.float32)
+    ya, yb, xa, xb = max(0, y0), min(h, y0 + n), max(0, x0), min(w, x0 + n)
     if ya < yb and xa < xb:
         src[ya - y0 : yb - y0, xa - x0 : xb - x0] = x[ya:yb, xa:xb]
     return src
+
+
+@numba.njit(inline="always")
+def _store_column(col, y0, xx, bias, residual, relu, out):  # pragma: no cover - compiled
+    """Column ``xx`` of an output block, ``col`` (rows, C) from row y0 down, plus ``bias`` (length 0:
+    none) and ``residual`` (shape (0, 0, 0): none), through an optional ReLU, into ``out`` (H, W, C);
+    rows below the image dropped."""
+    h, c = out.shape[0], out.shape[2]
+    has_bias, has_res = bias.shape[0] > 0, residual.shape[0] > 0
+    for r in range(col.shape[0]):
+        yy = y0 + r
+        if yy >= h:
+            break
+        for k in range(c):
+            val = col[r, k]
+            if has_bias:
+                val += bias[k]
+            if has_res:
+                val += residual[yy, xx, k]
+            out[yy, xx, k] = max(val, np.float32(0.0)) if relu else val
 
 
 @numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
@@ -43,7 +63,7 @@ def input_tiles(x, r0, r1, tw, v):  # pragma: no cover - compiled
     for t in numba.prange((r1 - r0) * tw):
         y0 = (r0 + t // tw) * 4 - 1
         x0 = (t % tw) * 4 - 1
-        src = _window6(x, y0, x0)
+        src = _window(x, y0, x0, 6)
         tmp = np.empty((6, 6, c), np.float32)
         for i in range(6):  # B^T along each row
             for k in range(c):
@@ -82,8 +102,7 @@ def input_tiles(x, r0, r1, tw, v):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
 def output_tiles(m, r0, tw, bias, residual, relu, out):  # pragma: no cover - compiled
     """``residual`` of shape (0, 0, 0) means none; ``bias`` of length 0 means none."""
-    h, w, c = out.shape
-    has_bias, has_res = bias.shape[0] > 0, residual.shape[0] > 0
+    w, c = out.shape[1], out.shape[2]
     for t in numba.prange(m.shape[1]):
         y0 = (r0 + t // tw) * 4
         x0 = (t % tw) * 4
@@ -114,30 +133,7 @@ def output_tiles(m, r0, tw, bias, residual, relu, out):  # pragma: no cover - co
                 row[1, k] = m1 - m2 + 2 * m3 - 2 * m4
                 row[2, k] = m1 + m2 + 4 * m3 + 4 * m4
                 row[3, k] = m1 - m2 + 8 * m3 - 8 * m4 + m5
-            for r in range(4):
-                yy = y0 + r
-                if yy >= h:
-                    break
-                for k in range(c):
-                    val = row[r, k]
-                    if has_bias:
-                        val += bias[k]
-                    if has_res:
-                        val += residual[yy, xx, k]
-                    out[yy, xx, k] = max(val, np.float32(0.0)) if relu else val
-
-
-@numba.njit(inline="always")
-def _window8(x, y0, x0):  # pragma: no cover - compiled
-    """``_window6`` for the 8x8 tiles of F(6x6, 3x3)."""
-    h, w, c = x.shape
-    if y0 >= 0 and x0 >= 0 and y0 + 8 <= h and x0 + 8 <= w:
-        return x[y0 : y0 + 8, x0 : x0 + 8]
-    src = np.zeros((8, 8, c), np.float32)
-    ya, yb, xa, xb = max(0, y0), min(h, y0 + 8), max(0, x0), min(w, x0 + 8)
-    if ya < yb and xa < xb:
-        src[ya - y0 : yb - y0, xa - x0 : xb - x0] = x[ya:yb, xa:xb]
-    return src
+            _store_column(row, y0, xx, bias, residual, relu, out)
 
 
 # float32 constants of the F(6x6, 3x3) transforms (a Python float would make the sums float64)
@@ -177,7 +173,7 @@ def input_tiles6(x, r0, r1, tw, v):  # pragma: no cover - compiled
     """``input_tiles`` for F(6x6, 3x3): 8x8 tiles read at (6 ty - 1, 6 tx - 1), ``B^T d B`` into v (64, >= T, C)."""
     c = x.shape[2]
     for t in numba.prange((r1 - r0) * tw):
-        src = _window8(x, (r0 + t // tw) * 6 - 1, (t % tw) * 6 - 1)
+        src = _window(x, (r0 + t // tw) * 6 - 1, (t % tw) * 6 - 1, 8)
         tmp = np.empty((8, 8, c), np.float32)
         for i in range(8):  # B^T along each row
             for k in range(c):
@@ -200,8 +196,7 @@ def input_tiles6(x, r0, r1, tw, v):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
 def output_tiles6(m, r0, tw, bias, residual, relu, out):  # pragma: no cover - compiled
     """``output_tiles`` for F(6x6, 3x3): the products ``m`` (64, T, Cout) as ``A^T m A`` 6x6 blocks."""
-    h, w, c = out.shape
-    has_bias, has_res = bias.shape[0] > 0, residual.shape[0] > 0
+    w, c = out.shape[1], out.shape[2]
     for t in numba.prange(m.shape[1]):
         y0 = (r0 + t // tw) * 6
         x0 = (t % tw) * 6
@@ -226,17 +221,7 @@ def output_tiles6(m, r0, tw, bias, residual, relu, out):  # pragma: no cover - c
                     tmp[4, j, k], tmp[5, j, k], tmp[6, j, k], tmp[7, j, k],
                 )  # fmt: skip
                 col[0, k], col[1, k], col[2, k], col[3, k], col[4, k], col[5, k] = a0, a1, a2, a3, a4, a5
-            for r in range(6):
-                yy = y0 + r
-                if yy >= h:
-                    break
-                for k in range(c):
-                    val = col[r, k]
-                    if has_bias:
-                        val += bias[k]
-                    if has_res:
-                        val += residual[yy, xx, k]
-                    out[yy, xx, k] = max(val, np.float32(0.0)) if relu else val
+            _store_column(col, y0, xx, bias, residual, relu, out)
 
 
 @numba.njit(inline="always")
@@ -260,7 +245,7 @@ def phase_input_tiles(x, r0, r1, tw, v):  # pragma: no cover - compiled
     for t in numba.prange((r1 - r0) * tw):
         y0 = (r0 + t // tw) * 4 - 1
         x0 = (t % tw) * 4 - 1
-        src = _window6(x, y0, x0)
+        src = _window(x, y0, x0, 6)
         tmp = np.empty((6, 2, 5, c), np.float32)  # (window row, column start, B^T output, channel)
         for i in range(6):
             for sx in range(2):

@@ -36,14 +36,11 @@ from torch import Tensor, nn
 from . import winograd
 from . import winograd_kernels as kernels
 
-#: G of F(4x4, 3x3) for the weight kernels, and with its columns reversed (the kernel rotated by
-#: 180 degrees: the input gradient's)
-_G32 = np.array(winograd._G, np.float32)
-_G32_FLIPPED = np.ascontiguousarray(_G32[:, ::-1])
-#: the same for F(6x6, 3x3), by tile side
+#: per tile side (F(4x4, 3x3), F(6x6, 3x3)): G in float32 for the weight kernels, and with its
+#: columns reversed (the kernel rotated by 180 degrees: the input gradient's)
 _GS = {
-    4: (_G32, _G32_FLIPPED),
-    6: (np.array(winograd._G6, np.float32), np.array(winograd._G6, np.float32)[:, ::-1].copy()),
+    m: (np.array(g, np.float32), np.array(g, np.float32)[:, ::-1].copy())
+    for m, g in ((4, winograd._G), (6, winograd._G6))
 }
 #: tiles per block of the weight gradient: long reductions for its matrix products (36 of
 #: Cin x tiles x Cout), kept to a few tens of MB of transformed tiles
@@ -118,10 +115,16 @@ def weight_grad(x: Tensor, grad: Tensor, like: Tensor | None = None) -> Tensor:
             kernels.grad_tiles(gs[i], r0, r1, tw, m.numpy())
             accumulate(v[:, :t], m[:, :t])
     taps = torch.empty(cout, cin, 3, 3, memory_format=torch.channels_last)  # (Cout, 3, 3, Cin) in memory
-    kernels.point_taps(du.numpy(), _G32, taps.permute(0, 2, 3, 1).numpy())
+    kernels.point_taps(du.numpy(), _GS[4][0], taps.permute(0, 2, 3, 1).numpy())
+    return _in_format_of(taps, like)
+
+
+def _in_format_of(grad: Tensor, like: Tensor | None) -> Tensor:
+    """A channels_last weight gradient as it is when ``like`` (the weight) is channels_last,
+    else contiguous (autograd copies a gradient whose layout differs from its weight's)."""
     if like is not None and like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last):
-        return taps
-    return taps.contiguous()
+        return grad
+    return grad.contiguous()
 
 
 def _conv_function(name: str, forward, input_grad, weight_grad_of) -> type[torch.autograd.Function]:
@@ -321,9 +324,7 @@ def transposed_weight_grad(x: Tensor, grad: Tensor, like: Tensor | None = None) 
     dws = dw.permute(0, 2, 3, 1).numpy()  # (Cin, 4, 4, Cout): each phase writes its four taps
     for ph, (py, px) in enumerate(winograd.PHASES):
         kernels.phase_point_taps(du[25 * ph : 25 * ph + 25].numpy(), _TAPS[py], _TAPS[px], _G2_32, dws)
-    if like is not None and like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last):
-        return dw
-    return dw.contiguous()
+    return _in_format_of(dw, like)
 
 
 _ConvTranspose4x4s2 = _conv_function(
