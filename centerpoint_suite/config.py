@@ -26,7 +26,8 @@ from .transforms import AugmentConfig
 class DataConfig:
     """root: dataset folder (None: the task's built-in synthetic data, generated once and reused).
     input_hw: train input size (h, w), multiple of 32. test_input_hw / test_mode: see EvalResize.
-    workers: data loading processes; in training at most cores - 1 unless ``train.threads`` is set.
+    workers: data loading processes; in training an upper bound (one per 4 cores on the CPU, cores - 1
+    with a GPU; see ``loading``) unless ``train.threads`` is set.
     cache_gb: keep decoded training images in memory up to this many gigabytes per reading process
     (0: decode every time); see ``image_cache``."""
 

@@ -5,10 +5,14 @@ Cores: ``os.sched_getaffinity`` (what ``taskset`` / a container lets the process
 the machine's count, shared by the ``LOCAL_WORLD_SIZE`` processes ``torchrun`` starts on it.
 
 Default plan (``plan_threads``): intra-op threads + data workers <= cores, ``data.workers``
-being an upper bound: at most cores - 1 workers (none on one core), and the main process gets
-the cores left. More threads than cores only makes OpenMP threads spin and
-wait for each other (two 2-thread trainings with a worker each on 2 cores ran at 0.22x of one
-alone). ``train.threads`` (or the ``OMP_NUM_THREADS`` environment variable) sets the threads
+being an upper bound, and the main process gets the cores left. More threads than cores only
+makes OpenMP threads spin and wait for each other (two 2-thread trainings with a worker each on
+2 cores ran at 0.22x of one alone). Training on the CPU, a worker takes its core from the
+network's threads, and a step's data is a small part of its work, so workers come one per 4
+cores (none below 4): on 2 cores, 80-class COCO-mini (384, batch 16, small network) trained 73-82
+iterations in 1.5 min loading in-process with 2 threads, against 43-46 with 1 thread + 1
+worker. With a GPU the network does not run on the cores: up to cores - 1 workers.
+``train.threads`` (or the ``OMP_NUM_THREADS`` environment variable) sets the threads
 explicitly, and then ``data.workers`` is taken as given.
 
 Memory (``keep_freed_memory``): the training process keeps freed memory for the next step
@@ -66,14 +70,18 @@ def cores_per_process(cores: int, env: Mapping[str, str] | None = None) -> int:
     return max(1, cores // max(1, local))
 
 
-def plan_threads(cores: int, workers: int, threads: int = 0, env: Mapping[str, str] | None = None) -> ThreadPlan:
+def plan_threads(
+    cores: int, workers: int, threads: int = 0, env: Mapping[str, str] | None = None, on_gpu: bool = False
+) -> ThreadPlan:
     """Intra-op threads and data workers for a training process on ``cores`` cores.
 
     workers: ``data.workers`` (>= 0); threads: ``train.threads`` (0: automatic);
-    env: environment, read for ``OMP_NUM_THREADS`` when ``threads`` is 0 (default: ``os.environ``).
+    env: environment, read for ``OMP_NUM_THREADS`` when ``threads`` is 0 (default: ``os.environ``);
+    on_gpu: the network trains on a GPU, not on these cores.
 
-    Automatic: workers = min(workers, cores - 1), threads = cores - workers (at least 1), so
-    threads + workers <= cores. Explicit threads (argument or ``OMP_NUM_THREADS``): both as given.
+    Automatic: workers = min(workers, cores // 4) on the CPU, min(workers, cores - 1) with a GPU;
+    threads = cores - workers (at least 1), so threads + workers <= cores. Explicit threads
+    (argument or ``OMP_NUM_THREADS``): both as given.
     """
     if cores < 1:
         raise ValueError(f"cores must be >= 1, got {cores}")
@@ -92,7 +100,7 @@ def plan_threads(cores: int, workers: int, threads: int = 0, env: Mapping[str, s
             raise UserError(f"OMP_NUM_THREADS={value}: must be >= 1")
     if threads > 0:
         return ThreadPlan(threads, workers, cores, explicit=True)
-    workers = min(workers, cores - 1)
+    workers = min(workers, cores - 1 if on_gpu else cores // 4)
     return ThreadPlan(max(1, cores - workers), workers, cores)
 
 
@@ -105,7 +113,14 @@ def apply_thread_plan(plan: ThreadPlan) -> None:
         cv2.setNumThreads(plan.threads)
     except ImportError:  # pragma: no cover - cv2 is a dependency
         pass
-    log.info("%d intra-op threads, %d data workers on %d cores", plan.threads, plan.workers, plan.cores)
+    log.info(
+        "%d intra-op thread%s, %s on %d core%s",
+        plan.threads,
+        "" if plan.threads == 1 else "s",
+        f"{plan.workers} data worker{'' if plan.workers == 1 else 's'}" if plan.workers else "data loaded in-process",
+        plan.cores,
+        "" if plan.cores == 1 else "s",
+    )
 
 
 #: glibc ``mallopt`` parameters
@@ -141,10 +156,15 @@ def worker_init(worker_id: int) -> None:
     cv2.setNumThreads(0)
 
 
-def set_up_training_process(workers: int, threads: int = 0) -> ThreadPlan:
+def set_up_training_process(workers: int, threads: int = 0, on_gpu: bool = False) -> ThreadPlan:
     """Thread plan (``data.workers``, ``train.threads``) for this process's share of the usable
     cores, applied, and freed memory kept (``keep_freed_memory``). Returns the plan."""
-    plan = plan_threads(cores_per_process(usable_cores()), workers, threads)
+    plan = plan_threads(cores_per_process(usable_cores()), workers, threads, on_gpu=on_gpu)
+    if plan.workers < workers:
+        log.info(
+            "data.workers=%d: %d on %d core%s (train.threads=N keeps them as given)",
+            workers, plan.workers, plan.cores, "" if plan.cores == 1 else "s",
+        )  # fmt: skip
     apply_thread_plan(plan)
     keep_freed_memory()
     return plan

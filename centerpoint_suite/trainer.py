@@ -108,8 +108,9 @@ class Trainer:
         quiet: bool = False,
     ) -> None:
         self.exp, self.train_source, self.val_source, self.out_dir = exp, train_source, val_source, Path(out_dir)
-        self.threads = set_up_training_process(exp.data.workers, exp.train.threads)  # before the first torch op
-        self.dist = D.init_distributed(resolve_device(exp.train.device))
+        device = resolve_device(exp.train.device)
+        self.threads = set_up_training_process(exp.data.workers, exp.train.threads, on_gpu=device.type == "cuda")
+        self.dist = D.init_distributed(device)  # threads set above, before the first torch op
         self.device = self.dist.device
         self.quiet = quiet or not self.dist.is_main
         torch.manual_seed(exp.train.seed)

@@ -14,6 +14,7 @@ from centerpoint_suite.loading import (
     apply_thread_plan,
     cores_per_process,
     plan_threads,
+    set_up_training_process,
     train_loader,
     usable_cores,
     worker_init,
@@ -21,18 +22,22 @@ from centerpoint_suite.loading import (
 
 
 @pytest.mark.parametrize(
-    "cores, workers, expected",
+    "cores, workers, on_gpu, expected",
     [
-        (2, 1, (1, 1)),  # the default boxes2d run on this machine: one thread, one worker
-        (2, 2, (1, 1)),  # the COCO recipe's 2 workers: capped at cores - 1
-        (2, 0, (2, 0)),  # no worker: every core computes
-        (1, 2, (1, 0)),  # one core: loading in the main process
-        (8, 2, (6, 2)),
-        (16, 4, (12, 4)),
+        (2, 2, False, (2, 0)),  # the COCO recipe's 2 workers on this machine: loading in-process
+        (2, 0, False, (2, 0)),  # no worker: every core computes
+        (3, 2, False, (3, 0)),
+        (4, 2, False, (3, 1)),  # one worker per 4 cores
+        (8, 2, False, (6, 2)),
+        (16, 8, False, (12, 4)),
+        (1, 2, False, (1, 0)),  # one core: loading in the main process
+        (2, 2, True, (1, 1)),  # the network on a GPU: workers up to cores - 1
+        (16, 8, True, (8, 8)),
+        (1, 2, True, (1, 0)),
     ],
 )
-def test_default_threads_plus_workers_fit_the_cores(cores, workers, expected):
-    plan = plan_threads(cores, workers, env={})
+def test_default_threads_plus_workers_fit_the_cores(cores, workers, on_gpu, expected):
+    plan = plan_threads(cores, workers, env={}, on_gpu=on_gpu)
     assert (plan.threads, plan.workers) == expected
     assert plan.threads + plan.workers <= cores
     assert not plan.explicit
@@ -45,7 +50,7 @@ def test_explicit_threads_keep_the_workers_as_given():
 def test_omp_num_threads_overrides_the_automatic_plan_but_not_the_option():
     assert plan_threads(2, 1, env={"OMP_NUM_THREADS": "2"}) == ThreadPlan(2, 1, 2, explicit=True)
     assert plan_threads(2, 1, threads=1, env={"OMP_NUM_THREADS": "4"}).threads == 1
-    assert plan_threads(4, 3, env={"OMP_NUM_THREADS": " "}) == ThreadPlan(1, 3, 4)
+    assert plan_threads(4, 3, env={"OMP_NUM_THREADS": " "}) == ThreadPlan(3, 1, 4)
 
 
 @pytest.mark.parametrize(
@@ -125,3 +130,16 @@ def test_kept_memory_is_reused_without_page_faults():
     assert applied == "True"
     assert mapped > 10 * 11_000  # every 48 MB block faulted in again (4 KB pages)
     assert kept < mapped / 10
+
+
+def test_set_up_says_when_it_takes_fewer_workers_than_asked(monkeypatch, caplog):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    try:
+        with caplog.at_level("INFO", logger="centerpoint_suite.loading"):
+            plan = set_up_training_process(workers=64, threads=0)
+    finally:
+        torch.set_num_threads(before)
+    assert plan.workers < 64 and plan.threads + plan.workers <= plan.cores
+    assert f"data.workers=64: {plan.workers} on {plan.cores} core" in caplog.text
+    assert "train.threads=N keeps them as given" in caplog.text
