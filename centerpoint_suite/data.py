@@ -41,7 +41,7 @@ class Item:
 
 class TrainDataset(Dataset):
     """Random affine + flip, warp, task targets and colour parameters; indexed by (epoch, index).
-    The colour augmentation itself runs per batch in torch (``colour_augment_batch``)."""
+    The colour augmentation itself runs per batch (``augment_normalize_batch``)."""
 
     def __init__(
         self, source: SampleSource, task: Task, input_hw: tuple[int, int], aug: AugmentConfig, seed: int = 0

@@ -47,7 +47,7 @@ from .progress import Progress
 from .runlog import Hook, RunLog
 from .sampling import GlobalBatchSampler, ShardSource
 from .task import SampleSource
-from .transforms import colour_augment_batch, get_normalization, normalize_batch
+from .transforms import augment_normalize_batch, get_normalization
 
 log = logging.getLogger(__name__)
 
@@ -339,8 +339,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         batch = batch.to(self.device)
-        images = batch.images if batch.colour is None else colour_augment_batch(batch.images, batch.colour)
-        x = normalize_batch(images, self.norm)
+        x = augment_normalize_batch(batch.images, batch.colour, self.norm)
         x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         losses = self.engine(x, batch.targets)
         names = sorted(losses)

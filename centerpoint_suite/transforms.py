@@ -19,8 +19,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import colour_kernel
 from .geometry import center_scale_affine, invert_affine
 from .heatmap import graph_capture
+from .models.winograd import use_torch_threads
 from .normalize_kernel import normalize_u8, table_arithmetic
 
 STRIDE = 4
@@ -276,3 +278,31 @@ def colour_augment_batch(images: Tensor, params: Tensor) -> Tensor:
     rgb_shift = (eigvec @ (alpha * eigval).t()).t()  # (B, 3) RGB
     x = x + rgb_shift.flip(1).view(b, 1, 1, 3)
     return x.clamp(0, 1) * 255.0
+
+
+def augment_normalize_batch(images: Tensor, params: Tensor | None, norm: Normalization) -> Tensor:
+    """``normalize_batch(colour_augment_batch(images, params), norm)`` (just ``normalize_batch``
+    when ``params`` is None): uint8 (B, H, W, 3) BGR -> float32 (B, 3, H, W) channels_last view.
+
+    A contiguous uint8 batch on the CPU takes one numba pass (``colour_kernel``: the jitter as
+    one affine colour map per image, clamp and normalisation per pixel), equal to the torch
+    formula up to float rounding; other batches (a GPU, a graph capture) take the formula."""
+    if params is None:
+        return normalize_batch(images, norm)
+    kernel = (
+        images.dtype == torch.uint8
+        and images.device.type == "cpu"
+        and images.dim() == 4
+        and images.shape[-1] == 3
+        and images.is_contiguous()
+        and not graph_capture(images)
+    )
+    if not kernel:
+        return normalize_batch(colour_augment_batch(images, params), norm)
+    use_torch_threads()
+    scale, bias = (v.numpy() for v in _scale_bias(norm))
+    out = colour_kernel.colour_normalize(
+        images.numpy(), params.detach().cpu().numpy(), np.array(_EIGVEC), np.array(_EIGVAL), scale, bias,
+        rgb=norm.order == "rgb",
+    )  # fmt: skip
+    return torch.from_numpy(out).permute(0, 3, 1, 2)
