@@ -9,7 +9,7 @@ being an upper bound, and the main process gets the cores left. More threads tha
 makes OpenMP threads spin and wait for each other (two 2-thread trainings with a worker each on
 2 cores ran at 0.22x of one alone). Training on the CPU, a worker takes its core from the
 network's threads, and a step's data is a small part of its work, so workers come one per 4
-cores (none below 4): on 2 cores, 80-class COCO-mini (384, batch 16, small network) trained 73-82
+cores (none below 4): on 2 cores, 80-class COCO-mini (384, batch 16, small network) trained 72-82
 iterations in 1.5 min loading in-process with 2 threads, against 43-46 with 1 thread + 1
 worker. With a GPU the network does not run on the cores: up to cores - 1 workers.
 ``train.threads`` (or the ``OMP_NUM_THREADS`` environment variable) sets the threads
