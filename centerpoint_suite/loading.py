@@ -113,14 +113,12 @@ def apply_thread_plan(plan: ThreadPlan) -> None:
         cv2.setNumThreads(plan.threads)
     except ImportError:  # pragma: no cover - cv2 is a dependency
         pass
-    log.info(
-        "%d intra-op thread%s, %s on %d core%s",
-        plan.threads,
-        "" if plan.threads == 1 else "s",
-        f"{plan.workers} data worker{'' if plan.workers == 1 else 's'}" if plan.workers else "data loaded in-process",
-        plan.cores,
-        "" if plan.cores == 1 else "s",
-    )
+    workers = _count(plan.workers, "data worker") if plan.workers else "data loaded in-process"
+    log.info("%s, %s on %s", _count(plan.threads, "intra-op thread"), workers, _count(plan.cores, "core"))
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'' if n == 1 else 's'}"
 
 
 #: glibc ``mallopt`` parameters
@@ -162,8 +160,8 @@ def set_up_training_process(workers: int, threads: int = 0, on_gpu: bool = False
     plan = plan_threads(cores_per_process(usable_cores()), workers, threads, on_gpu=on_gpu)
     if plan.workers < workers:
         log.info(
-            "data.workers=%d: %d on %d core%s (train.threads=N keeps them as given)",
-            workers, plan.workers, plan.cores, "" if plan.cores == 1 else "s",
+            "data.workers=%d: %d on %s (train.threads=N keeps them as given)", workers, plan.workers,
+            _count(plan.cores, "core"),
         )  # fmt: skip
     apply_thread_plan(plan)
     keep_freed_memory()

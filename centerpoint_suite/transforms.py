@@ -209,6 +209,17 @@ def warp_normalized(image: np.ndarray, m: np.ndarray, out_hw: tuple[int, int], n
     return normalize_image(warp_image(image, m, out_hw), norm)
 
 
+def _cpu_uint8_batch(images: Tensor) -> bool:
+    """A real (not graph-captured) uint8 (B, H, W, 3) batch on the CPU: numpy / numba may take it."""
+    return (
+        images.dtype == torch.uint8
+        and images.device.type == "cpu"
+        and images.dim() == 4
+        and images.shape[-1] == 3
+        and not graph_capture(images)
+    )
+
+
 def normalize_batch(images: Tensor, norm: Normalization) -> Tensor:
     """uint8 or float 0..255 (B, H, W, 3) BGR -> float32 (B, 3, H, W) normalised in ``norm.order``.
 
@@ -217,8 +228,7 @@ def normalize_batch(images: Tensor, norm: Normalization) -> Tensor:
     result is a (B, 3, H, W) view in channels_last memory order, which is what the CPU
     convolutions prefer (no extra copy).
     """
-    lut_path = images.dtype == torch.uint8 and images.device.type == "cpu" and images.dim() == 4
-    if lut_path and images.shape[-1] == 3 and not graph_capture(images):
+    if _cpu_uint8_batch(images):
         src = images.numpy()
         out = np.empty(src.shape, np.float32)
         for i in range(src.shape[0]):
@@ -266,7 +276,7 @@ def colour_augment_batch(images: Tensor, params: Tensor) -> Tensor:
     params = params.to(dev, torch.float32)
     order, factors, alpha = params[:, :3].long(), params[:, 3:6], params[:, 6:9]
     x = images.float() / 255.0
-    gray_w = torch.tensor([0.114, 0.587, 0.299], device=dev)  # BGR luma weights
+    gray_w = torch.tensor(colour_kernel.GRAY_BGR, dtype=torch.float32, device=dev)  # BGR luma weights
     for step in range(3):
         op = order[:, step].view(b, 1, 1, 1)
         f = factors.gather(1, order[:, step : step + 1]).view(b, 1, 1, 1)
@@ -289,18 +299,10 @@ def augment_normalize_batch(images: Tensor, params: Tensor | None, norm: Normali
     formula up to float rounding; other batches (a GPU, a graph capture) take the formula."""
     if params is None:
         return normalize_batch(images, norm)
-    kernel = (
-        images.dtype == torch.uint8
-        and images.device.type == "cpu"
-        and images.dim() == 4
-        and images.shape[-1] == 3
-        and images.is_contiguous()
-        and not graph_capture(images)
-    )
-    if not kernel:
+    if not (_cpu_uint8_batch(images) and images.is_contiguous()):
         return normalize_batch(colour_augment_batch(images, params), norm)
     use_torch_threads()
-    scale, bias = (v.numpy() for v in _scale_bias(norm))
+    scale, bias, _ = _normalizer(norm)
     out = colour_kernel.colour_normalize(
         images.numpy(), params.detach().cpu().numpy(), np.array(_EIGVEC), np.array(_EIGVAL), scale, bias,
         rgb=norm.order == "rgb",
